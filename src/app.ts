@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type pg from 'pg'
+import type { Config } from './config.js'
+import dbPlugin from './db/plugin.js'
+import { healthRoutes } from './health/routes.js'
+import errorHandler from './http/error-handler.js'
+import openapi from './http/openapi.js'
+import metrics from './metrics/plugin.js'
+
+export interface AppOverrides {
+  /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
+  logger?: FastifyServerOptions['logger']
+  loggerInstance?: FastifyServerOptions['loggerInstance']
+  /** Use this pool instead of opening one from config.databaseUrl; the caller closes it. */
+  pool?: pg.Pool
+  /** Apply migrations while booting (default true). */
+  migrate?: boolean
+}
+
+/** Request ids from callers are kept so a chatops bot can follow its call through our logs. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** Paths, headers and fields that may hold credentials: never written to logs. */
+export const LOG_REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-slack-signature"]',
+  'headers.authorization',
+  '*.password',
+  '*.token',
+  '*.access_token',
+  '*.refresh_token',
+]
+
+/**
+ * Builds the whole service as one Fastify instance. It never listens: server.ts does that, and tests
+ * call `inject`. Plugins register in dependency order: database, then cross-cutting HTTP plugins,
+ * then the feature routes.
+ */
+export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(overrides.loggerInstance
+      ? { loggerInstance: overrides.loggerInstance }
+      : { logger: overrides.logger ?? false }),
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    },
+    trustProxy: config.trustProxy,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  // While closing, answers to requests still in flight ask the client to close its connection;
+  // otherwise a keep-alive socket would hold close() open until it times out (72 s by default).
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
+
+  await app.register(errorHandler)
+  await app.register(dbPlugin, {
+    config,
+    ...(overrides.pool ? { pool: overrides.pool } : {}),
+    migrate: overrides.migrate ?? true,
+  })
+  await app.register(metrics)
+  await app.register(openapi)
+  await app.register(healthRoutes)
+
+  return app
+}

@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { type Static, Type } from 'typebox'
+import { Value } from 'typebox/value'
+import { parse as parseYaml } from 'yaml'
+import { RegistryConfigSchema } from './registries/config-schema.js'
+
+/**
+ * The one reader of process.env and of the config file. Everything else receives a `Config`.
+ * Environment variables win over the file, so a deployment can override one value without
+ * templating the whole file.
+ */
+
+const LogLevelSchema = Type.Union(
+  ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+)
+
+const DatabaseSchema = Type.Object(
+  {
+    poolMax: Type.Integer({
+      minimum: 1,
+      maximum: 200,
+      default: 10,
+      description: 'Most connections per process',
+    }),
+    connectionTimeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
+    idleTimeoutMs: Type.Integer({ minimum: 1000, default: 30000 }),
+    statementTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: '0 disables it' }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+const EmbeddedPostgresSchema = Type.Object(
+  {
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: '0 picks a free port' }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+    dataDir: Type.String({ minLength: 1, default: './.regent' }),
+    logLevel: Type.Union([LogLevelSchema], { default: 'info' }),
+    shutdownGraceMs: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
+    trustProxy: Type.Boolean({ default: false }),
+    database: DatabaseSchema,
+    embeddedPostgres: EmbeddedPostgresSchema,
+    registries: Type.Array(RegistryConfigSchema, { default: [] }),
+  },
+  { additionalProperties: false },
+)
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Environment variables and the config key each one sets. Documented in README.md. */
+export const ENV_VARS = {
+  PORT: 'port',
+  HOST: 'host',
+  DATABASE_URL: 'databaseUrl',
+  REGENT_DATA_DIR: 'dataDir',
+  LOG_LEVEL: 'logLevel',
+  REGENT_SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
+  REGENT_TRUST_PROXY: 'trustProxy',
+} as const satisfies Record<string, keyof Config>
+
+/** Read by loadConfig itself rather than mapped onto a key. */
+export const CONFIG_FILE_ENV = 'REGENT_CONFIG'
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+/**
+ * Builds the config from an environment and the optional YAML file it names. Throws ConfigError
+ * listing every problem, one line each, naming the key (and the variable or file it came from).
+ */
+export function loadConfig(env: Env = process.env, overrides: Record<string, unknown> = {}): Config {
+  const problems: string[] = []
+  const sources = new Map<string, string>()
+  let fromFile: Record<string, unknown> = {}
+
+  const file = env[CONFIG_FILE_ENV]
+  if (file) {
+    try {
+      const parsed = parseYaml(readFileSync(file, 'utf8'))
+      if (parsed !== null && parsed !== undefined) {
+        if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+          problems.push(`${CONFIG_FILE_ENV} (${file}): the file must hold a mapping of keys`)
+        } else {
+          fromFile = parsed as Record<string, unknown>
+          for (const key of Object.keys(fromFile)) sources.set(key, file)
+        }
+      }
+    } catch (err) {
+      problems.push(`${CONFIG_FILE_ENV} (${file}): ${(err as Error).message.split('\n')[0]}`)
+    }
+  }
+
+  const fromEnv: Record<string, unknown> = {}
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const value = env[name]
+    if (value === undefined || value === '') continue
+    fromEnv[key] = value
+    sources.set(key, `env ${name}`)
+  }
+
+  let candidate: unknown = { ...fromFile, ...fromEnv, ...overrides }
+  candidate = Value.Default(ConfigSchema, candidate)
+  // Env values are strings: convert them to the schema's types ("8080" → 8080, "true" → true).
+  candidate = Value.Convert(ConfigSchema, candidate)
+
+  if (problems.length === 0 && !Value.Check(ConfigSchema, candidate)) {
+    for (const err of Value.Errors(ConfigSchema, candidate)) {
+      if (err.keyword === 'boolean') continue // reported again, better, as additionalProperties
+      problems.push(describeProblem(err, sources))
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const config = candidate as Config
+  config.dataDir = path.resolve(config.dataDir)
+  return config
+}
+
+interface SchemaProblem {
+  keyword: string
+  instancePath: string
+  params: Record<string, unknown>
+  message: string
+}
+
+function describeProblem(err: SchemaProblem, sources: Map<string, string>): string {
+  const segments = err.instancePath.split('/').filter(Boolean)
+  let key = segments.map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i === 0 ? s : `.${s}`)).join('')
+  let message = err.message
+  if (err.keyword === 'additionalProperties') {
+    const extra = (err.params.additionalProperties as string[] | undefined) ?? []
+    key = extra.map((name) => (key ? `${key}.${name}` : name)).join(', ')
+    message = 'unknown key'
+  } else if (err.keyword === 'required') {
+    const missing = (err.params.requiredProperties as string[] | undefined) ?? []
+    key = missing.map((name) => (key ? `${key}.${name}` : name)).join(', ')
+    message = 'required value is missing'
+  }
+  const source = sources.get(segments[0] ?? key.split(/[.[,]/)[0] ?? '')
+  return `${key || '(root)'}: ${message}${source ? ` (from ${source})` : ''}`
+}

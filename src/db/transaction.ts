@@ -1,0 +1,24 @@
+import type pg from 'pg'
+
+/**
+ * Runs `work` inside BEGIN/COMMIT on one client and rolls back if it throws. Callers pass the
+ * client on to the SQL functions they compose, so several statements (a state change and its audit
+ * event, say) commit together or not at all.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await work(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}

@@ -1,0 +1,34 @@
+import createError from '@fastify/error'
+
+/**
+ * The one error catalogue. Every error Regent answers with has a stable `REGENT_*` code, an HTTP
+ * status, and the same code as GraphQL `extensions.code`. Messages of 4xx errors are shown to the
+ * caller; 5xx messages never are (see the error handler in app.ts).
+ */
+export const errors = {
+  NOT_FOUND: createError('REGENT_NOT_FOUND', 'Route %s %s not found', 404),
+  VALIDATION: createError('REGENT_VALIDATION', 'Invalid request: %s', 400),
+  BAD_JSON: createError('REGENT_BAD_JSON', 'Request body is not valid JSON', 400),
+  UNSUPPORTED_MEDIA_TYPE: createError('REGENT_UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type: %s', 415),
+  BODY_TOO_LARGE: createError('REGENT_BODY_TOO_LARGE', 'Request body is too large', 413),
+  INTERNAL: createError('REGENT_INTERNAL', 'Internal server error', 500),
+  UNAVAILABLE: createError('REGENT_UNAVAILABLE', 'Service unavailable: %s', 503),
+
+  REGISTRY_UNKNOWN: createError('REGENT_REGISTRY_UNKNOWN', 'Registry %s is not configured', 404),
+} as const
+
+export type RegentErrorCode = `REGENT_${string}`
+
+/** The JSON body of every error answer. */
+export interface ErrorBody {
+  error: {
+    code: string
+    message: string
+    requestId: string
+    details?: unknown
+  }
+}
+
+export function isRegentCode(code: unknown): code is RegentErrorCode {
+  return typeof code === 'string' && code.startsWith('REGENT_')
+}

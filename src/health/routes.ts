@@ -1,0 +1,65 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { databaseVersion, latestMigrationVersion } from '../db/migrate.js'
+
+const CheckSchema = Type.Object({
+  ok: Type.Boolean(),
+  detail: Type.Optional(Type.String()),
+})
+
+const ReadySchema = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('degraded'), Type.Literal('unready')]),
+  checks: Type.Object({
+    database: Type.Intersect([
+      CheckSchema,
+      Type.Object({ migrationVersion: Type.Integer(), expectedVersion: Type.Integer() }),
+    ]),
+  }),
+})
+
+/** Liveness says the process runs; readiness says it can serve (database reachable, schema current). */
+export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const expectedVersion = latestMigrationVersion()
+
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process is up',
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  )
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: database reachable and migrations current',
+        response: { 200: ReadySchema, 503: ReadySchema },
+      },
+    },
+    async (_request, reply) => {
+      let database: { ok: boolean; detail?: string; migrationVersion: number; expectedVersion: number }
+      try {
+        const migrationVersion = await databaseVersion(app.db)
+        const current = migrationVersion === expectedVersion
+        database = {
+          ok: current,
+          migrationVersion,
+          expectedVersion,
+          ...(current
+            ? {}
+            : { detail: `schema at ${migrationVersion}, this build needs ${expectedVersion}` }),
+        }
+      } catch {
+        database = { ok: false, detail: 'database unreachable', migrationVersion: 0, expectedVersion }
+      }
+      const status = database.ok ? ('ready' as const) : ('unready' as const)
+      return reply.code(database.ok ? 200 : 503).send({ status, checks: { database } })
+    },
+  )
+}

@@ -1,0 +1,78 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { type ErrorBody, errors, isRegentCode } from '../errors.js'
+
+/**
+ * Maps every error to `{ error: { code, message, requestId } }`. 4xx messages are the caller's to
+ * read; 5xx bodies say only "Internal server error" while the log keeps the error and its stack.
+ */
+const FASTIFY_TO_REGENT: Record<string, { code: string; status: number; message?: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    code: 'REGENT_BAD_JSON',
+    status: 400,
+    message: new errors.BAD_JSON().message,
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'REGENT_BAD_JSON', status: 400, message: 'Request body is empty' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'REGENT_BODY_TOO_LARGE', status: 413 },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'REGENT_UNSUPPORTED_MEDIA_TYPE', status: 415 },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'REGENT_BAD_REQUEST', status: 400 },
+}
+
+export function errorBody(
+  request: FastifyRequest,
+  code: string,
+  message: string,
+  details?: unknown,
+): ErrorBody {
+  return { error: { code, message, requestId: request.id, ...(details === undefined ? {} : { details }) } }
+}
+
+function handleError(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (err.validation) {
+    const details = err.validation.map((v) => ({
+      field: `${err.validationContext ?? 'body'}${v.instancePath.replaceAll('/', '.')}`.replace(/\.$/, ''),
+      message: v.message ?? 'is invalid',
+      ...(v.params && 'missingProperty' in v.params ? { missing: v.params.missingProperty } : {}),
+    }))
+    const summary = details.map((d) => `${d.field} ${d.message}`).join('; ')
+    return reply
+      .code(400)
+      .send(errorBody(request, 'REGENT_VALIDATION', `Invalid request: ${summary}`, details))
+  }
+
+  const known = err.code ? FASTIFY_TO_REGENT[err.code] : undefined
+  if (known) {
+    return reply.code(known.status).send(errorBody(request, known.code, known.message ?? err.message))
+  }
+
+  const status = err.statusCode ?? 500
+  if (status < 500 && status >= 400) {
+    const code = isRegentCode(err.code) ? err.code : 'REGENT_BAD_REQUEST'
+    request.log.info({ err }, 'request refused')
+    for (const [name, value] of Object.entries((err as { headers?: Record<string, string> }).headers ?? {})) {
+      reply.header(name, value)
+    }
+    return reply
+      .code(status)
+      .send(errorBody(request, code, err.message, (err as { details?: unknown }).details))
+  }
+
+  request.log.error({ err }, 'request failed')
+  // A dependency we know is down (503) is named by its code; anything else is an internal error.
+  if (status === 503 && isRegentCode(err.code)) {
+    return reply.code(503).send(errorBody(request, err.code, err.message))
+  }
+  const internal = new errors.INTERNAL()
+  return reply.code(internal.statusCode).send(errorBody(request, internal.code, internal.message))
+}
+
+export default fp(
+  async (app) => {
+    app.setErrorHandler(handleError)
+    app.setNotFoundHandler((request, reply) => {
+      const notFound = new errors.NOT_FOUND(request.method, request.url.split('?')[0])
+      return reply.code(404).send(errorBody(request, notFound.code, notFound.message))
+    })
+  },
+  { name: 'error-handler' },
+)

@@ -1,0 +1,44 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { buildApp } from './app.js'
+import { loadConfig } from './config.js'
+
+/**
+ * `npm run openapi` writes openapi.yaml from the route schemas; `--check` exits 1 when the committed
+ * file differs (CI's drift check). No database is needed: the pool is never asked for a connection.
+ */
+const target = fileURLToPath(new URL('../openapi.yaml', import.meta.url))
+
+async function main() {
+  const config = loadConfig({})
+  const pool = new pg.Pool({ connectionString: 'postgres://unused@127.0.0.1:1/unused' })
+  const app = await buildApp(config, { pool, migrate: false })
+  await app.ready()
+  const yaml = app.swagger({ yaml: true })
+  await app.close()
+  await pool.end()
+
+  if (process.argv.includes('--check')) {
+    let committed = ''
+    try {
+      committed = readFileSync(target, 'utf8')
+    } catch {}
+    if (committed !== yaml) {
+      process.stderr.write(
+        'openapi.yaml is out of date with the routes: run `npm run openapi` and commit it\n',
+      )
+      process.exitCode = 1
+      return
+    }
+    process.stdout.write('openapi.yaml matches the routes\n')
+    return
+  }
+  writeFileSync(target, yaml)
+  process.stdout.write(`wrote ${target}\n`)
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,67 @@
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { buildApp, LOG_REDACT } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import type { EmbeddedPostgres } from './db/embedded.js'
+
+/**
+ * The process: reads config, starts the embedded database when DATABASE_URL is unset, listens, and
+ * on SIGTERM/SIGINT stops accepting, drains in-flight requests, closes the pool and then stops the
+ * embedded database, all within the grace period.
+ */
+async function main() {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`regent: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+
+  const logger = pino({
+    level: config.logLevel,
+    redact: { paths: LOG_REDACT, censor: '[redacted]' },
+    // Pretty output is for a person at a terminal; anything else (files, collectors) gets JSON lines.
+    ...(process.stdout.isTTY && (await hasPinoPretty()) ? { transport: { target: 'pino-pretty' } } : {}),
+  })
+
+  let embedded: EmbeddedPostgres | undefined
+  if (!config.databaseUrl) {
+    const { startEmbeddedPostgres } = await import('./db/embedded.js')
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      port: config.embeddedPostgres.port,
+      log: logger.child({ component: 'embedded-postgres' }),
+    })
+    config = { ...config, databaseUrl: embedded.url }
+  }
+
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined
+  closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'shutting down after an error')
+    else logger.info({ signal }, 'shutting down')
+    await app?.close()
+    await embedded?.stop()
+    logger.info('stopped')
+  })
+
+  app = await buildApp(config, { loggerInstance: logger })
+  await app.listen({ port: config.port, host: config.host })
+}
+
+async function hasPinoPretty(): Promise<boolean> {
+  try {
+    await import('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`regent: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`)
+  process.exit(1)
+})

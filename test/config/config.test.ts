@@ -1,0 +1,97 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { CONFIG_FILE_ENV, ConfigError, ConfigSchema, ENV_VARS, loadConfig } from '../../src/config.js'
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+function configFile(_t: { teardown(fn: () => void): void }, text: string): string {
+  const file = path.join(tmpdir(), `regent-config-${process.pid}-${Math.random().toString(36).slice(2)}.yaml`)
+  writeFileSync(file, text)
+  return file
+}
+
+t.test('defaults apply with an empty environment', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.port, 8080)
+  t.equal(config.host, '0.0.0.0')
+  t.equal(config.logLevel, 'info')
+  t.equal(config.databaseUrl, undefined)
+  t.equal(config.dataDir, path.resolve('.regent'))
+  t.same(config.registries, [])
+})
+
+t.test('environment variables override the file and are converted to the schema types', async (t) => {
+  const file = configFile(t, 'port: 9000\nhost: 127.0.0.1\ndatabase:\n  poolMax: 4\n')
+  const config = loadConfig({ [CONFIG_FILE_ENV]: file, PORT: '9100', REGENT_TRUST_PROXY: 'true' })
+  t.equal(config.port, 9100)
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.database.poolMax, 4)
+  t.equal(config.trustProxy, true)
+})
+
+t.test('a wrong type names the key and the variable it came from', async (t) => {
+  const problems = problemsOf(() => loadConfig({ PORT: 'eighty' }))
+  t.equal(problems.length, 1)
+  t.match(problems[0], /^port: .*integer.*\(from env PORT\)$/)
+})
+
+t.test('an unknown key in the file is refused, named with its full path', async (t) => {
+  const file = configFile(t, 'database:\n  poolMax: 3\n  poolSize: 5\nlisten: 1\n')
+  const problems = problemsOf(() => loadConfig({ [CONFIG_FILE_ENV]: file }))
+  t.ok(
+    problems.some((p) => p.startsWith('database.poolSize: unknown key')),
+    problems.join('\n'),
+  )
+  t.ok(
+    problems.some((p) => p.startsWith('listen: unknown key')),
+    problems.join('\n'),
+  )
+})
+
+t.test('a missing required value is named', async (t) => {
+  const file = configFile(t, 'registries:\n  - name: local\n')
+  const problems = problemsOf(() => loadConfig({ [CONFIG_FILE_ENV]: file }))
+  t.same(problems, [`registries[0].url: required value is missing (from ${file})`])
+})
+
+t.test('a config file that is not YAML, or not a mapping, is one clear problem', async (t) => {
+  const broken = configFile(t, 'port: [1, 2\n')
+  t.match(problemsOf(() => loadConfig({ [CONFIG_FILE_ENV]: broken }))[0], /^REGENT_CONFIG \(.*\): /)
+  const list = configFile(t, '- a\n- b\n')
+  t.match(problemsOf(() => loadConfig({ [CONFIG_FILE_ENV]: list }))[0], /must hold a mapping/)
+  t.match(problemsOf(() => loadConfig({ [CONFIG_FILE_ENV]: '/nonexistent/regent.yaml' }))[0], /ENOENT/)
+})
+
+/** Every key path of the schema: `database.poolMax`, `registries[].auth.passwordEnv`, … */
+function keyPaths(schema: Record<string, unknown>, prefix = ''): string[] {
+  const out: string[] = []
+  const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>
+  for (const [name, child] of Object.entries(props)) {
+    const here = prefix ? `${prefix}.${name}` : name
+    out.push(here)
+    const inner = child.type === 'array' ? (child.items as Record<string, unknown>) : child
+    const suffix = child.type === 'array' ? '[]' : ''
+    if (inner && inner.type === 'object') out.push(...keyPaths(inner, here + suffix))
+  }
+  return out
+}
+
+t.test('README documents every config key and every environment variable', async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const missing = keyPaths(ConfigSchema as unknown as Record<string, unknown>).filter(
+    (key) => !readme.includes(`\`${key}\``),
+  )
+  t.same(missing, [], 'config keys missing from README (write each as `key.path`)')
+  const vars = [...Object.keys(ENV_VARS), CONFIG_FILE_ENV].filter((name) => !readme.includes(`\`${name}\``))
+  t.same(vars, [], 'environment variables missing from README')
+})

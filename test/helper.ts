@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
+import { type AppOverrides, buildApp } from '../src/app.js'
+import { type Config, loadConfig } from '../src/config.js'
+
+/** The tap test object, whatever tap's exported class is named in this version. */
+export interface TestContext {
+  teardown(fn: () => unknown): void
+}
+
+const adminUrl = process.env.REGENT_TEST_ADMIN_URL
+const template = process.env.REGENT_TEST_TEMPLATE
+
+function requireRunner(): { adminUrl: string; template: string } {
+  if (!adminUrl || !template) {
+    throw new Error(
+      'tests need the database the runner starts: run them with `npm test [-- test/file.test.ts]`',
+    )
+  }
+  return { adminUrl, template }
+}
+
+export function databaseUrl(name: string): string {
+  const url = new URL(requireRunner().adminUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** Runs one statement on the server's maintenance database (CREATE/DROP DATABASE and the like). */
+export async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: requireRunner().adminUrl })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * A database of the test's own: a clone of the migrated template (or empty, for migration tests),
+ * dropped at teardown. Returns its URL.
+ */
+export async function createTestDatabase(t: TestContext, options: { empty?: boolean } = {}): Promise<string> {
+  const { template } = requireRunner()
+  const name = `regent_t_${randomBytes(6).toString('hex')}`
+  await adminQuery(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`)
+  t.teardown(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+  return databaseUrl(name)
+}
+
+export interface BuildOptions extends AppOverrides {
+  /** Config keys to set, as a config file would. */
+  config?: Record<string, unknown>
+  /** Runs before app.ready(): register test-only routes or hooks here. */
+  beforeReady?: (app: FastifyInstance) => void | Promise<void>
+  /** Use this database instead of a fresh clone of the template. */
+  databaseUrl?: string
+}
+
+export async function testConfig(t: TestContext, options: BuildOptions = {}): Promise<Config> {
+  const url = options.databaseUrl ?? (await createTestDatabase(t))
+  return loadConfig({}, { databaseUrl: url, logLevel: 'silent', ...options.config })
+}
+
+/** Builds the app on a database of its own, ready for `inject`, closed at teardown. */
+export async function build(t: TestContext, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const config = await testConfig(t, options)
+  const app = await buildApp(config, options)
+  t.teardown(() => app.close())
+  await options.beforeReady?.(app)
+  await app.ready()
+  return app
+}

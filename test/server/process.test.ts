@@ -1,0 +1,134 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import { freePort, isAlive } from '../../src/db/embedded.js'
+import { createTestDatabase } from '../helper.js'
+
+/**
+ * These tests run the real process (`node dist/server.js`, what `npm start` and the image run):
+ * signals, the embedded database's lifecycle and exit codes only exist there.
+ */
+const serverJs = new URL('../../dist/server.js', import.meta.url).pathname
+
+interface Running {
+  child: ChildProcess
+  port: number
+  output: () => string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+async function startServer(env: Record<string, string>): Promise<Running> {
+  const port = await freePort()
+  const { DATABASE_URL: _ignored, ...base } = process.env
+  const child = spawn(process.execPath, [serverJs], {
+    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout!.on('data', (d) => {
+    out += d
+  })
+  child.stderr!.on('data', (d) => {
+    out += d
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  )
+  return { child, port, output: () => out, exited }
+}
+
+async function waitReady(server: Running, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null) throw new Error(`server exited early:\n${server.output()}`)
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/readyz`)
+      if (res.status === 200) return
+    } catch {}
+    await sleep(200)
+  }
+  throw new Error(`server not ready in time:\n${server.output()}`)
+}
+
+function postmasterPid(dataDir: string): number {
+  return Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
+}
+
+async function stopWithSigterm(t: Test, server: Running): Promise<number> {
+  const started = Date.now()
+  server.child.kill('SIGTERM')
+  const { code } = await server.exited
+  const took = Date.now() - started
+  t.equal(code, 0, 'exits 0 on SIGTERM')
+  t.ok(took < 10_000, `exits within 10 s (took ${took} ms)`)
+  return took
+}
+
+t.test(
+  'embedded default: starts, is ready, reuses its data, survives a crash, and stops cleanly',
+  async (t) => {
+    // /tmp rather than the checkout: see scripts/run-tests.mjs about the unprivileged postgres user.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'regent-data-'))
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+
+    const first = await startServer({ REGENT_DATA_DIR: dataDir })
+    t.teardown(() => first.child.kill('SIGKILL'))
+    await waitReady(first)
+    t.equal((await fetch(`http://127.0.0.1:${first.port}/healthz`)).status, 200)
+    t.match(first.output(), /initialising embedded postgres/)
+    const pgPid = postmasterPid(dataDir)
+    const versionStamp = statSync(path.join(dataDir, 'pg', 'PG_VERSION')).mtimeMs
+    await stopWithSigterm(t, first)
+    await sleep(100)
+    t.notOk(isAlive(pgPid), 'no postgres process is left behind')
+
+    const second = await startServer({ REGENT_DATA_DIR: dataDir })
+    t.teardown(() => second.child.kill('SIGKILL'))
+    await waitReady(second)
+    t.notMatch(second.output(), /initialising embedded postgres/, 'the second start reuses the data')
+    t.equal(statSync(path.join(dataDir, 'pg', 'PG_VERSION')).mtimeMs, versionStamp)
+
+    // A crash: the process dies without stopping its database, leaving postgres and its lock file.
+    const orphan = postmasterPid(dataDir)
+    second.child.kill('SIGKILL')
+    await second.exited
+    t.ok(isAlive(orphan), 'the crash left an orphaned postgres')
+
+    const third = await startServer({ REGENT_DATA_DIR: dataDir })
+    t.teardown(() => third.child.kill('SIGKILL'))
+    await waitReady(third)
+    t.match(third.output(), /orphaned embedded postgres/)
+    t.notOk(isAlive(orphan), 'the orphan was stopped')
+    const thirdPg = postmasterPid(dataDir)
+    await stopWithSigterm(t, third)
+    await sleep(100)
+    t.notOk(isAlive(thirdPg), 'no postgres process is left behind')
+    t.notOk(existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the lock file is gone')
+  },
+)
+
+t.test('with DATABASE_URL: migrates an empty database, is ready, and stops cleanly', async (t) => {
+  const url = await createTestDatabase(t, { empty: true })
+  const server = await startServer({ DATABASE_URL: url })
+  t.teardown(() => server.child.kill('SIGKILL'))
+  await waitReady(server)
+  t.match(server.output(), /applied migrations/)
+  const ready = (await (await fetch(`http://127.0.0.1:${server.port}/readyz`)).json()) as {
+    checks: { database: { ok: boolean } }
+  }
+  t.equal(ready.checks.database.ok, true)
+  await stopWithSigterm(t, server)
+})
+
+t.test('an invalid config exits non-zero with one line per problem naming the key', async (t) => {
+  const server = await startServer({ PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' })
+  const { code } = await server.exited
+  t.not(code, 0)
+  const out = server.output()
+  t.match(out, /port: .*\(from env PORT\)/)
+  t.match(out, /logLevel: .*\(from env LOG_LEVEL\)/)
+  t.match(out, /databaseUrl: .*\(from env DATABASE_URL\)/)
+})
