@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type pg from 'pg'
+import authPlugin from './auth/plugin.js'
+import { authRoutes } from './auth/routes.js'
 import type { Config } from './config.js'
 import dbPlugin from './db/plugin.js'
 import { healthRoutes } from './health/routes.js'
@@ -68,6 +70,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
 
   await app.register(errorHandler)
+  await app.register(authPlugin, { config })
   await app.register(dbPlugin, {
     config,
     ...(overrides.pool ? { pool: overrides.pool } : {}),
@@ -76,6 +79,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(metrics)
   await app.register(openapi)
   await app.register(healthRoutes)
+  await app.register(authRoutes)
 
   return app
 }

@@ -3,6 +3,7 @@ import path from 'node:path'
 import { type Static, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
+import { AuthConfigSchema } from './auth/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 
 /**
@@ -46,6 +47,7 @@ export const ConfigSchema = Type.Object(
     logLevel: Type.Union([LogLevelSchema], { default: 'info' }),
     shutdownGraceMs: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
     trustProxy: Type.Boolean({ default: false }),
+    auth: AuthConfigSchema,
     database: DatabaseSchema,
     embeddedPostgres: EmbeddedPostgresSchema,
     registries: Type.Array(RegistryConfigSchema, { default: [] }),
@@ -55,7 +57,7 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>
 
-/** Environment variables and the config key each one sets. Documented in README.md. */
+/** Environment variables and the config key (a dotted path) each one sets. Documented in README.md. */
 export const ENV_VARS = {
   PORT: 'port',
   HOST: 'host',
@@ -64,7 +66,8 @@ export const ENV_VARS = {
   LOG_LEVEL: 'logLevel',
   REGENT_SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
   REGENT_TRUST_PROXY: 'trustProxy',
-} as const satisfies Record<string, keyof Config>
+  REGENT_JWT_SECRET: 'auth.jwtSecret',
+} as const satisfies Record<string, string>
 
 /** Read by loadConfig itself rather than mapped onto a key. */
 export const CONFIG_FILE_ENV = 'REGENT_CONFIG'
@@ -104,30 +107,40 @@ export function loadConfig(env: Env = process.env, overrides: Record<string, unk
     }
   }
 
-  const fromEnv: Record<string, unknown> = {}
+  let candidate: Record<string, unknown> = { ...fromFile, ...overrides }
   for (const [name, key] of Object.entries(ENV_VARS)) {
     const value = env[name]
     if (value === undefined || value === '') continue
-    fromEnv[key] = value
+    candidate = setPath(candidate, key, value)
     sources.set(key, `env ${name}`)
   }
 
-  let candidate: unknown = { ...fromFile, ...fromEnv, ...overrides }
-  candidate = Value.Default(ConfigSchema, candidate)
+  let checked: unknown = Value.Default(ConfigSchema, candidate)
   // Env values are strings: convert them to the schema's types ("8080" → 8080, "true" → true).
-  candidate = Value.Convert(ConfigSchema, candidate)
+  checked = Value.Convert(ConfigSchema, checked)
 
-  if (problems.length === 0 && !Value.Check(ConfigSchema, candidate)) {
-    for (const err of Value.Errors(ConfigSchema, candidate)) {
+  if (problems.length === 0 && !Value.Check(ConfigSchema, checked)) {
+    for (const err of Value.Errors(ConfigSchema, checked)) {
       if (err.keyword === 'boolean') continue // reported again, better, as additionalProperties
       problems.push(describeProblem(err, sources))
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
 
-  const config = candidate as Config
+  const config = checked as Config
   config.dataDir = path.resolve(config.dataDir)
   return config
+}
+
+/** Returns a copy of `target` with the dotted `key` set, copying each object on the way. */
+function setPath(target: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+  const [head, ...rest] = key.split('.')
+  if (!head) return target
+  if (rest.length === 0) return { ...target, [head]: value }
+  const inner = target[head]
+  const child =
+    inner && typeof inner === 'object' && !Array.isArray(inner) ? (inner as Record<string, unknown>) : {}
+  return { ...target, [head]: setPath(child, rest.join('.'), value) }
 }
 
 interface SchemaProblem {
@@ -150,6 +163,7 @@ function describeProblem(err: SchemaProblem, sources: Map<string, string>): stri
     key = missing.map((name) => (key ? `${key}.${name}` : name)).join(', ')
     message = 'required value is missing'
   }
-  const source = sources.get(segments[0] ?? key.split(/[.[,]/)[0] ?? '')
+  const dotted = segments.filter((s) => !/^\d+$/.test(s)).join('.')
+  const source = sources.get(dotted) ?? sources.get(segments[0] ?? key.split(/[.[,]/)[0] ?? '')
   return `${key || '(root)'}: ${message}${source ? ` (from ${source})` : ''}`
 }

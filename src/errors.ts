@@ -14,6 +14,14 @@ export const errors = {
   INTERNAL: createError('REGENT_INTERNAL', 'Internal server error', 500),
   UNAVAILABLE: createError('REGENT_UNAVAILABLE', 'Service unavailable: %s', 503),
 
+  UNAUTHENTICATED: createError('REGENT_UNAUTHENTICATED', 'A valid bearer token is required', 401),
+  FORBIDDEN: createError('REGENT_FORBIDDEN', 'Forbidden: %s', 403),
+  ON_BEHALF_NOT_ALLOWED: createError(
+    'REGENT_ON_BEHALF_NOT_ALLOWED',
+    'Only a token with the bot role may act on behalf of someone (X-Regent-On-Behalf-Of)',
+    403,
+  ),
+
   REGISTRY_UNKNOWN: createError('REGENT_REGISTRY_UNKNOWN', 'Registry %s is not configured', 404),
 } as const
 

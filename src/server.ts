@@ -1,8 +1,10 @@
+import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { buildApp, LOG_REDACT } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { type Config, ConfigError, loadConfig } from './config.js'
 import type { EmbeddedPostgres } from './db/embedded.js'
+import { readOrCreateSecret } from './dev-secrets.js'
 
 /**
  * The process: reads config, starts the embedded database when DATABASE_URL is unset, listens, and
@@ -10,7 +12,7 @@ import type { EmbeddedPostgres } from './db/embedded.js'
  * embedded database, all within the grace period.
  */
 async function main() {
-  let config: ReturnType<typeof loadConfig>
+  let config: Config
   try {
     config = loadConfig()
   } catch (err) {
@@ -34,9 +36,22 @@ async function main() {
     embedded = await startEmbeddedPostgres({
       dataDir: config.dataDir,
       port: config.embeddedPostgres.port,
+      avoidPorts: [config.port],
       log: logger.child({ component: 'embedded-postgres' }),
     })
     config = { ...config, databaseUrl: embedded.url }
+    if (!hasJwtKey(config)) {
+      // Zero-setup development: a generated HS256 secret, kept beside the embedded database.
+      const jwtSecret = await readOrCreateSecret(path.join(config.dataDir, 'jwt-secret'), 32)
+      config = { ...config, auth: { ...config.auth, jwtSecret } }
+      logger.info(
+        'no JWT key configured: using a generated development secret. Mint a token with: npm run -s token -- --sub you --groups your-team --roles requester',
+      )
+    }
+  }
+  if (!hasJwtKey(config)) {
+    process.stderr.write('regent: auth: configure auth.jwksUrl, auth.publicKeyFile or REGENT_JWT_SECRET\n')
+    process.exit(2)
   }
 
   let app: Awaited<ReturnType<typeof buildApp>> | undefined
@@ -50,6 +65,10 @@ async function main() {
 
   app = await buildApp(config, { loggerInstance: logger })
   await app.listen({ port: config.port, host: config.host })
+}
+
+function hasJwtKey(config: Config): boolean {
+  return Boolean(config.auth.jwtSecret || config.auth.publicKeyFile || config.auth.jwksUrl)
 }
 
 async function hasPinoPretty(): Promise<boolean> {

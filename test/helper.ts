@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { createSigner } from 'fast-jwt'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { type AppOverrides, buildApp } from '../src/app.js'
@@ -59,9 +60,37 @@ export interface BuildOptions extends AppOverrides {
   databaseUrl?: string
 }
 
+/** The HS256 secret test apps trust unless a test configures other keys. */
+export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef'
+
 export async function testConfig(t: TestContext, options: BuildOptions = {}): Promise<Config> {
   const url = options.databaseUrl ?? (await createTestDatabase(t))
-  return loadConfig({}, { databaseUrl: url, logLevel: 'silent', ...options.config })
+  return loadConfig(
+    {},
+    { databaseUrl: url, logLevel: 'silent', auth: { jwtSecret: TEST_JWT_SECRET }, ...options.config },
+  )
+}
+
+export interface TokenClaims {
+  sub: string
+  groups?: string[]
+  roles?: string[]
+  [claim: string]: unknown
+}
+
+/** A token the test app accepts: HS256 with the test secret, valid for an hour. */
+export function signToken(claims: TokenClaims, options: { expiresInMs?: number } = {}): string {
+  const sign = createSigner({
+    key: TEST_JWT_SECRET,
+    algorithm: 'HS256',
+    expiresIn: options.expiresInMs ?? 3_600_000,
+  })
+  return sign(claims)
+}
+
+/** Headers for `inject` carrying a fresh token for these claims. */
+export function authHeaders(claims: TokenClaims, extra: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${signToken(claims)}`, ...extra }
 }
 
 /** Builds the app on a database of its own, ready for `inject`, closed at teardown. */

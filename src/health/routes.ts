@@ -24,6 +24,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/healthz',
     {
+      config: { public: true },
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process is up',
@@ -36,6 +37,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/readyz',
     {
+      config: { public: true },
       schema: {
         tags: ['health'],
         summary: 'Readiness: database reachable and migrations current',

@@ -31,7 +31,7 @@ export default fp(
       },
     })
     await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
-    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+    app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   },
   { name: 'openapi' },
 )

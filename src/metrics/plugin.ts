@@ -52,7 +52,7 @@ export default fp(
       latency.observe(labels, reply.elapsedTime / 1000)
     })
 
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
       reply.header('content-type', registry.contentType)
       return registry.metrics()
     })

@@ -49,6 +49,7 @@ const echoRoute = (app: import('fastify').FastifyInstance) => {
   app.post(
     '/test/echo',
     {
+      config: { public: true },
       schema: {
         body: Type.Object({ name: Type.String({ minLength: 1 }), count: Type.Integer({ minimum: 1 }) }),
       },
@@ -85,7 +86,7 @@ t.test('an internal error answers 500 without internals; the log keeps the stack
   const app = await build(t, {
     loggerInstance: pino({ level: 'info' }, sink),
     beforeReady: (app) => {
-      app.get('/test/boom', async () => {
+      app.get('/test/boom', { config: { public: true } }, async () => {
         throw new Error('secret detail: connection to 10.1.2.3 refused')
       })
     },
@@ -111,7 +112,7 @@ t.test('authorization headers never reach the log', async (t) => {
   const app = await build(t, {
     loggerInstance: pino({ level: 'trace', redact: LOG_REDACT }, sink),
     beforeReady: (app) => {
-      app.get('/test/headers', async (request) => {
+      app.get('/test/headers', { config: { public: true } }, async (request) => {
         request.log.info({ req: { headers: request.headers } }, 'headers seen')
         return {}
       })

@@ -9,7 +9,7 @@ t.test('closing the app drains in-flight requests and refuses new ones', async (
   })
   const app = await build(t, {
     beforeReady: (app) => {
-      app.get('/test/slow', async () => {
+      app.get('/test/slow', { config: { public: true } }, async () => {
         entered()
         await sleep(500)
         return { done: true }

@@ -1,0 +1,108 @@
+import jwt, { type TokenOrHeader } from '@fastify/jwt'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import { errors } from '../errors.js'
+import { createKeySource } from './keys.js'
+import { type Principal, ROLES, type Role } from './principal.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set for every authenticated route before its handler runs. */
+    principal: Principal
+  }
+  interface FastifyContextConfig {
+    /** Reachable without a token: health, metrics and the API documents only. */
+    public?: boolean
+  }
+}
+
+export const ON_BEHALF_OF_HEADER = 'x-regent-on-behalf-of'
+const SUBJECT = /^[\w.@:+-]{1,256}$/
+
+/**
+ * One authentication path for REST and GraphQL: every route needs a valid bearer token unless it
+ * is marked `config: { public: true }`. The principal is built once here and handed to services.
+ */
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    const auth = config.auth
+    const keys = createKeySource(auth)
+    if (!keys) app.log.warn('no JWT key configured: every authenticated route answers 401')
+
+    await app.register(jwt, {
+      secret: async (_request: FastifyRequest, token: TokenOrHeader) => {
+        if (!keys) throw new Error('no key configured')
+        const header = 'header' in token ? token.header : token
+        return keys.keyFor(header)
+      },
+      decode: { complete: true },
+      verify: {
+        algorithms: (keys?.algorithms ?? ['HS256']) as ['HS256'],
+        requiredClaims: ['exp', 'sub'],
+        clockTolerance: auth.clockToleranceSec * 1000,
+        ...(auth.issuer ? { allowedIss: auth.issuer } : {}),
+        ...(auth.audience ? { allowedAud: auth.audience } : {}),
+      },
+    })
+
+    app.decorateRequest('principal', null as unknown as Principal)
+
+    app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      if (isPublic(request)) return
+      let claims: Record<string, unknown>
+      try {
+        claims = (await request.jwtVerify()) as Record<string, unknown>
+      } catch (err) {
+        request.log.info({ reason: (err as Error).message }, 'token refused')
+        reply.header('www-authenticate', 'Bearer realm="regent", error="invalid_token"')
+        throw new errors.UNAUTHENTICATED()
+      }
+      request.principal = principalFrom(claims, request.headers[ON_BEHALF_OF_HEADER], auth)
+    })
+  },
+  { name: 'auth', dependencies: ['error-handler'] },
+)
+
+function isPublic(request: FastifyRequest): boolean {
+  const url = request.routeOptions.url
+  // Unmatched URLs fall through to the 404 handler, which reveals nothing.
+  if (url === undefined) return true
+  return request.routeOptions.config.public === true || url === '/docs' || url.startsWith('/docs/')
+}
+
+export function principalFrom(
+  claims: Record<string, unknown>,
+  onBehalfOfHeader: string | string[] | undefined,
+  auth: Config['auth'],
+): Principal {
+  const subject = claims.sub
+  if (typeof subject !== 'string' || !SUBJECT.test(subject)) throw new errors.UNAUTHENTICATED()
+  const roles = stringList(claims[auth.rolesClaim]).filter((r): r is Role =>
+    (ROLES as readonly string[]).includes(r),
+  )
+  const principal: Principal = { subject, teams: stringList(claims[auth.teamsClaim]), roles, channel: 'api' }
+
+  if (onBehalfOfHeader !== undefined) {
+    const person = Array.isArray(onBehalfOfHeader) ? onBehalfOfHeader[0] : onBehalfOfHeader
+    if (!roles.includes('bot')) throw new errors.ON_BEHALF_NOT_ALLOWED()
+    if (!person || !SUBJECT.test(person))
+      throw new errors.VALIDATION(`${ON_BEHALF_OF_HEADER} is not a valid subject`)
+    principal.onBehalfOf = person
+  }
+  return principal
+}
+
+/** Claims may hold a list or one space/comma separated string (both are common in IdPs). */
+function stringList(value: unknown): string[] {
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string' && v.length > 0)
+  if (typeof value === 'string') return value.split(/[\s,]+/).filter(Boolean)
+  return []
+}
+
+/** Throws 403 unless the principal has the role (admins have every role). */
+export function requireRole(principal: Principal, role: Role): void {
+  if (!principal.roles.includes(role) && !principal.roles.includes('admin')) {
+    throw new errors.FORBIDDEN(`this needs the ${role} role`)
+  }
+}
