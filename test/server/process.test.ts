@@ -5,7 +5,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { freePort, isAlive } from '../../src/db/embedded.js'
-import { createTestDatabase } from '../helper.js'
+import { createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
 
 /**
  * These tests run the real process (`node dist/server.js`, what `npm start` and the image run):
@@ -79,6 +79,8 @@ t.test(
     await waitReady(first)
     t.equal((await fetch(`http://127.0.0.1:${first.port}/healthz`)).status, 200)
     t.match(first.output(), /initialising embedded postgres/)
+    t.match(first.output(), /npm run -s token -- --sub/, 'the log says how to mint a development token')
+    t.equal(statSync(path.join(dataDir, 'jwt-secret')).mode & 0o777, 0o600, 'the generated secret is private')
     const pgPid = postmasterPid(dataDir)
     const versionStamp = statSync(path.join(dataDir, 'pg', 'PG_VERSION')).mtimeMs
     await stopWithSigterm(t, first)
@@ -112,7 +114,7 @@ t.test(
 
 t.test('with DATABASE_URL: migrates an empty database, is ready, and stops cleanly', async (t) => {
   const url = await createTestDatabase(t, { empty: true })
-  const server = await startServer({ DATABASE_URL: url })
+  const server = await startServer({ DATABASE_URL: url, REGENT_JWT_SECRET: TEST_JWT_SECRET })
   t.teardown(() => server.child.kill('SIGKILL'))
   await waitReady(server)
   t.match(server.output(), /applied migrations/)
@@ -121,6 +123,14 @@ t.test('with DATABASE_URL: migrates an empty database, is ready, and stops clean
   }
   t.equal(ready.checks.database.ok, true)
   await stopWithSigterm(t, server)
+})
+
+t.test('with DATABASE_URL and no JWT key the service refuses to start', async (t) => {
+  const url = await createTestDatabase(t)
+  const server = await startServer({ DATABASE_URL: url })
+  const { code } = await server.exited
+  t.equal(code, 2)
+  t.match(server.output(), /auth: configure auth\.jwksUrl, auth\.publicKeyFile or REGENT_JWT_SECRET/)
 })
 
 t.test('an invalid config exits non-zero with one line per problem naming the key', async (t) => {
