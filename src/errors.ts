@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { ociErrors } from './oci/errors.js'
 
 /**
  * The one error catalogue. Every error Regent answers with has a stable `REGENT_*` code, an HTTP
@@ -22,7 +23,13 @@ export const errors = {
     403,
   ),
 
+  INVALID_CURSOR: createError('REGENT_INVALID_CURSOR', 'The cursor is not one this API handed out', 400),
+  TAG_NOT_FOUND: createError('REGENT_TAG_NOT_FOUND', 'Tag %s not found in registry %s', 404),
   REGISTRY_UNKNOWN: createError('REGENT_REGISTRY_UNKNOWN', 'Registry %s is not configured', 404),
+
+  // The registry protocol client's errors (invalid references, registry faults), declared beside the
+  // classifier that produces them and part of the same catalogue.
+  ...ociErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`
