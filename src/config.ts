@@ -4,6 +4,7 @@ import { type Static, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { AuthConfigSchema } from './auth/config-schema.js'
+import { GovernanceConfigSchema } from './governance/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 
 /**
@@ -38,6 +39,30 @@ const EmbeddedPostgresSchema = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+const BrowseSchema = Type.Object(
+  {
+    tagTtlMs: Type.Integer({
+      minimum: 0,
+      default: 5000,
+      description: 'How long a tag → digest answer is reused',
+    }),
+    cacheMemoryBytes: Type.Integer({ minimum: 0, default: 64 * 1024 * 1024 }),
+    concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 16 }),
+    siblingScanLimit: Type.Integer({ minimum: 1, default: 10000 }),
+    maxConfigBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
+    probeTimeoutMs: Type.Integer({ minimum: 10, default: 2000 }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+const GraphqlSchema = Type.Object(
+  {
+    graphiql: Type.Boolean({ default: false }),
+    maxDepth: Type.Integer({ minimum: 2, maximum: 50, default: 10 }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const ConfigSchema = Type.Object(
   {
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -51,6 +76,9 @@ export const ConfigSchema = Type.Object(
     database: DatabaseSchema,
     embeddedPostgres: EmbeddedPostgresSchema,
     registries: Type.Array(RegistryConfigSchema, { default: [] }),
+    browse: BrowseSchema,
+    graphql: GraphqlSchema,
+    governance: GovernanceConfigSchema,
   },
   { additionalProperties: false },
 )

@@ -27,6 +27,14 @@ export const errors = {
   TAG_NOT_FOUND: createError('REGENT_TAG_NOT_FOUND', 'Tag %s not found in registry %s', 404),
   REGISTRY_UNKNOWN: createError('REGENT_REGISTRY_UNKNOWN', 'Registry %s is not configured', 404),
 
+  SELF_APPROVAL: createError('REGENT_SELF_APPROVAL', 'Self-approval refused: %s', 403),
+  APPROVER_NOT_ELIGIBLE: createError('REGENT_APPROVER_NOT_ELIGIBLE', 'Not an eligible approver: %s', 403),
+  REQUESTER_NOT_ELIGIBLE: createError(
+    'REGENT_REQUESTER_NOT_ELIGIBLE',
+    'Not allowed to request this deletion: %s',
+    403,
+  ),
+
   // The registry protocol client's errors (invalid references, registry faults), declared beside the
   // classifier that produces them and part of the same catalogue.
   ...ociErrors,
