@@ -6,10 +6,14 @@ import authPlugin from './auth/plugin.js'
 import { authRoutes } from './auth/routes.js'
 import type { Config } from './config.js'
 import dbPlugin from './db/plugin.js'
+import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
 import errorHandler from './http/error-handler.js'
 import openapi from './http/openapi.js'
 import metrics from './metrics/plugin.js'
+import { registriesGraphql } from './registries/graphql.js'
+import registriesPlugin from './registries/plugin.js'
+import { registryRoutes } from './registries/routes.js'
 
 export interface AppOverrides {
   /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
@@ -19,6 +23,8 @@ export interface AppOverrides {
   pool?: pg.Pool
   /** Apply migrations while booting (default true). */
   migrate?: boolean
+  /** Environment for registry credentials named in config (default process.env). */
+  env?: Record<string, string | undefined>
 }
 
 /** Request ids from callers are kept so a chatops bot can follow its call through our logs. */
@@ -77,9 +83,12 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     migrate: overrides.migrate ?? true,
   })
   await app.register(metrics)
+  await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(openapi)
-  await app.register(healthRoutes)
+  await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs })
   await app.register(authRoutes)
+  await app.register(registryRoutes)
+  await app.register(graphql, { config, modules: [registriesGraphql(() => app.browse)] })
 
   return app
 }

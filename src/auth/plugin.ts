@@ -68,7 +68,8 @@ function isPublic(request: FastifyRequest): boolean {
   const url = request.routeOptions.url
   // Unmatched URLs fall through to the 404 handler, which reveals nothing.
   if (url === undefined) return true
-  return request.routeOptions.config.public === true || url === '/docs' || url.startsWith('/docs/')
+  // The documentation pages and the GraphiQL page are static; every query they send needs a token.
+  return request.routeOptions.config.public === true || /^\/(docs|graphiql)(\/|$)/.test(url)
 }
 
 export function principalFrom(

@@ -1,10 +1,23 @@
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type pg from 'pg'
 import Postgrator from 'postgrator'
 
-/** Works from src/ (tests) and dist/ (the image): both sit one level below the repo root. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
+/**
+ * The `migrations/` folder beside package.json, found by walking up from this module: the same
+ * code runs from src/ (tests), dist/ (the image) and .bench-dist/src/ (benchmarks).
+ */
+export const MIGRATIONS_DIR = findMigrationsDir(path.dirname(fileURLToPath(import.meta.url)))
+
+function findMigrationsDir(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'migrations'))) {
+      return path.join(dir, 'migrations')
+    }
+    if (path.dirname(dir) === dir) throw new Error(`no migrations folder above ${start}`)
+  }
+}
 
 export const SCHEMA_TABLE = 'schemaversion'
 

@@ -14,11 +14,20 @@ const ReadySchema = Type.Object({
       CheckSchema,
       Type.Object({ migrationVersion: Type.Integer(), expectedVersion: Type.Integer() }),
     ]),
+    registries: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        status: Type.Union([Type.Literal('ok'), Type.Literal('unreachable'), Type.Literal('unknown')]),
+      }),
+    ),
   }),
 })
 
 /** Liveness says the process runs; readiness says it can serve (database reachable, schema current). */
-export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{ probeTimeoutMs: number }> = async (
+  app,
+  { probeTimeoutMs },
+) => {
   const expectedVersion = latestMigrationVersion()
 
   app.get(
@@ -60,8 +69,21 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       } catch {
         database = { ok: false, detail: 'database unreachable', migrationVersion: 0, expectedVersion }
       }
-      const status = database.ok ? ('ready' as const) : ('unready' as const)
-      return reply.code(database.ok ? 200 : 503).send({ status, checks: { database } })
+      // A registry that is down degrades the report but leaves the process ready: the others and
+      // everything that does not touch that registry still work.
+      const registries = await Promise.all(
+        app.registries.list().map(async ({ config: { name } }) => {
+          const caps = await app.registries.capabilities(name, probeTimeoutMs)
+          const status = caps === undefined ? 'unknown' : caps.reachable ? 'ok' : 'unreachable'
+          return { name, status: status as 'ok' | 'unreachable' | 'unknown' }
+        }),
+      )
+      const status = !database.ok
+        ? 'unready'
+        : registries.every((r) => r.status === 'ok')
+          ? 'ready'
+          : 'degraded'
+      return reply.code(database.ok ? 200 : 503).send({ status, checks: { database, registries } })
     },
   )
 }

@@ -58,9 +58,10 @@ function handleError(this: FastifyInstance, err: FastifyError, request: FastifyR
   }
 
   request.log.error({ err }, 'request failed')
-  // A dependency we know is down (503) is named by its code; anything else is an internal error.
-  if (status === 503 && isRegentCode(err.code)) {
-    return reply.code(503).send(errorBody(request, err.code, err.message))
+  // A catalogued 5xx (a registry that timed out, a dependency that is down) is named by its code and
+  // its message, which the catalogue builds from safe parts only; anything else is an internal error.
+  if (isRegentCode(err.code) && err.code !== 'REGENT_INTERNAL') {
+    return reply.code(status).send(errorBody(request, err.code, err.message))
   }
   const internal = new errors.INTERNAL()
   return reply.code(internal.statusCode).send(errorBody(request, internal.code, internal.message))

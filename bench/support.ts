@@ -1,0 +1,51 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import pg from 'pg'
+import { startEmbeddedPostgres } from '../src/db/embedded.js'
+import { migrate } from '../src/db/migrate.js'
+
+/**
+ * What every benchmark needs: a migrated database (embedded, or DATABASE_URL's server) and timing.
+ * Benchmarks print ratios measured in one run against one registry, so machine speed cancels out.
+ */
+export async function benchDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const quiet = { info() {}, warn() {}, debug() {} }
+  let adminUrl = process.env.DATABASE_URL
+  let stopServer = async () => {}
+  let dataDir: string | undefined
+  if (!adminUrl) {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'regent-bench-pg-'))
+    const embedded = await startEmbeddedPostgres({ dataDir, port: 0, log: quiet })
+    adminUrl = embedded.url
+    stopServer = () => embedded.stop()
+  }
+  const name = `regent_bench_${process.pid}`
+  const admin = new pg.Client({ connectionString: adminUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 1 })
+  await migrate(pool)
+  await pool.end()
+  return {
+    url: url.toString(),
+    stop: async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+      await stopServer()
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const started = performance.now()
+  const result = await work()
+  return { ms: performance.now() - started, result }
+}
+
+export function log(line: string): void {
+  process.stdout.write(`${line}\n`)
+}

@@ -1,0 +1,131 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { GraphQLError } from 'graphql'
+import mercurius, { type IResolvers, type MercuriusLoaders } from 'mercurius'
+import type { Principal } from '../auth/principal.js'
+import type { Config } from '../config.js'
+import { isRegentCode } from '../errors.js'
+
+declare module 'mercurius' {
+  interface MercuriusContext {
+    principal: Principal
+    requestId: string
+  }
+}
+
+/** One feature's part of the graph: its SDL, resolvers and loaders live in the feature's folder. */
+export interface GraphqlModule {
+  typeDefs: string
+  resolvers: IResolvers
+  loaders?: MercuriusLoaders
+}
+
+const BASE_TYPE_DEFS = /* GraphQL */ `
+  type Query {
+    "The authenticated principal."
+    me: Principal!
+  }
+  type Principal {
+    subject: String!
+    onBehalfOf: String
+    teams: [String!]!
+    roles: [String!]!
+  }
+  type PageInfo {
+    hasNextPage: Boolean!
+    endCursor: String
+  }
+`
+
+/**
+ * GraphQL at /graphql: the same services as REST, the same authentication (the global onRequest
+ * hook has already verified the token and built the principal), errors carrying the same REGENT_*
+ * codes in `extensions.code`, and a depth limit so one query cannot walk the graph without bound.
+ */
+export default fp<{ config: Config; modules: GraphqlModule[] }>(
+  async (app, { config, modules }) => {
+    const resolvers: IResolvers = {
+      Query: {
+        me: (_root, _args, ctx) => ({ ...ctx.principal, onBehalfOf: ctx.principal.onBehalfOf ?? null }),
+      },
+    }
+    for (const module of modules) {
+      for (const [type, fields] of Object.entries(module.resolvers)) {
+        resolvers[type] = { ...(resolvers[type] as object), ...(fields as object) }
+      }
+    }
+    await app.register(mercurius, {
+      schema: [BASE_TYPE_DEFS, ...modules.map((m) => m.typeDefs)],
+      resolvers,
+      loaders: Object.assign({}, ...modules.map((m) => m.loaders ?? {})),
+      graphiql: config.graphql.graphiql,
+      queryDepth: config.graphql.maxDepth,
+      context: (request: FastifyRequest, _reply: FastifyReply) => ({
+        principal: request.principal,
+        requestId: request.id,
+      }),
+      errorFormatter: (execution, context) => {
+        const log = (context as { reply?: FastifyReply }).reply?.log ?? app.log
+        const errors = execution.errors.flatMap((error) => formatError(error, log))
+        return { statusCode: httpStatus(execution), response: { data: execution.data ?? null, errors } }
+      },
+    })
+  },
+  { name: 'graphql', dependencies: ['auth'] },
+)
+
+/**
+ * 200 whenever there is data (partial failures live in `errors`). Without data, a request refused
+ * as a whole answers like REST would: 401 without a valid token (with its WWW-Authenticate), 400 for
+ * a query that does not validate.
+ */
+function httpStatus(execution: { data?: unknown; errors: readonly GraphQLError[] }): number {
+  if (execution.data) return 200
+  const statuses = execution.errors.map((e) => {
+    const original = e.originalError as { statusCode?: number; errors?: unknown[] } | undefined
+    if (!original || Array.isArray(original.errors)) return 400
+    return original.statusCode ?? 500
+  })
+  const first = statuses[0]
+  return first !== undefined && first < 500 && statuses.every((s) => s === first) ? first : 200
+}
+
+interface Log {
+  error(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+}
+
+function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['toJSON']>[] {
+  const original = error.originalError as
+    | (Error & { code?: string; statusCode?: number; errors?: unknown[] })
+    | undefined
+  // Mercurius wraps schema validation and depth-limit failures as one error holding a list.
+  if (original && Array.isArray(original.errors)) {
+    return original.errors.map((inner) =>
+      new GraphQLError((inner as Error).message, { extensions: { code: 'REGENT_GRAPHQL_INVALID' } }).toJSON(),
+    )
+  }
+  if (!original) {
+    return [withCode(error, 'REGENT_GRAPHQL_INVALID')]
+  }
+  const status = original.statusCode ?? 500
+  if (isRegentCode(original.code) && (status < 500 || original.code !== 'REGENT_INTERNAL')) {
+    log.info({ err: original }, 'graphql request refused')
+    return [withCode(error, original.code)]
+  }
+  log.error({ err: original }, 'graphql resolver failed')
+  return [
+    new GraphQLError('Internal server error', {
+      path: error.path ?? [],
+      extensions: { code: 'REGENT_INTERNAL' },
+    }).toJSON(),
+  ]
+}
+
+function withCode(error: GraphQLError, code: string) {
+  return new GraphQLError(error.message, {
+    ...(error.nodes ? { nodes: error.nodes } : {}),
+    ...(error.path ? { path: error.path } : {}),
+    extensions: { ...error.extensions, code },
+  }).toJSON()
+}
