@@ -2,10 +2,15 @@ import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type pg from 'pg'
+import { auditRoutes } from './audit/routes.js'
 import authPlugin from './auth/plugin.js'
 import { authRoutes } from './auth/routes.js'
 import type { Config } from './config.js'
 import dbPlugin from './db/plugin.js'
+import { deletionsGraphql } from './deletions/graphql.js'
+import deletionsPlugin from './deletions/plugin.js'
+import { deletionRoutes } from './deletions/routes.js'
+import { holdRoutes } from './governance/holds-routes.js'
 import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
 import errorHandler from './http/error-handler.js'
@@ -84,11 +89,18 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
   await app.register(metrics)
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
+  await app.register(deletionsPlugin, { config })
   await app.register(openapi)
   await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs })
   await app.register(authRoutes)
   await app.register(registryRoutes)
-  await app.register(graphql, { config, modules: [registriesGraphql(() => app.browse)] })
+  await app.register(deletionRoutes)
+  await app.register(holdRoutes)
+  await app.register(auditRoutes)
+  await app.register(graphql, {
+    config,
+    modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app)],
+  })
 
   return app
 }

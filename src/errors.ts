@@ -27,6 +27,31 @@ export const errors = {
   TAG_NOT_FOUND: createError('REGENT_TAG_NOT_FOUND', 'Tag %s not found in registry %s', 404),
   REGISTRY_UNKNOWN: createError('REGENT_REGISTRY_UNKNOWN', 'Registry %s is not configured', 404),
 
+  DELETION_NOT_FOUND: createError('REGENT_DELETION_NOT_FOUND', 'Deletion request %s not found', 404),
+  ILLEGAL_TRANSITION: createError('REGENT_ILLEGAL_TRANSITION', 'A request in state %s cannot become %s', 409),
+  IDEMPOTENCY_CONFLICT: createError(
+    'REGENT_IDEMPOTENCY_CONFLICT',
+    'Idempotency-Key %s was already used with a different request body',
+    409,
+  ),
+  PROTECTED: createError('REGENT_PROTECTED', 'Refused: %s', 409),
+  HELD: createError('REGENT_HELD', 'Refused: %s', 409),
+  INDEX_CHILD_IN_USE: createError('REGENT_INDEX_CHILD_IN_USE', 'Refused: %s', 409),
+  UNTAG_IMPOSSIBLE: createError('REGENT_UNTAG_IMPOSSIBLE', 'Refused: %s', 409),
+  LEGACY_TARGET: createError('REGENT_LEGACY_TARGET', 'Refused: %s', 422),
+  NOTHING_TO_DELETE: createError('REGENT_NOTHING_TO_DELETE', 'The targets match nothing: %s', 422),
+  PLAN_CHANGED: createError(
+    'REGENT_PLAN_CHANGED',
+    "The plan you reviewed (%s) is not this request's plan (%s)",
+    409,
+  ),
+  REQUEST_EXPIRED: createError(
+    'REGENT_REQUEST_EXPIRED',
+    'Deletion request %s expired awaiting approval',
+    409,
+  ),
+  ALREADY_DECIDED: createError('REGENT_ALREADY_DECIDED', '%s already decided on this request', 409),
+  HOLD_NOT_FOUND: createError('REGENT_HOLD_NOT_FOUND', 'Legal hold %s not found', 404),
   SELF_APPROVAL: createError('REGENT_SELF_APPROVAL', 'Self-approval refused: %s', 403),
   APPROVER_NOT_ELIGIBLE: createError('REGENT_APPROVER_NOT_ELIGIBLE', 'Not an eligible approver: %s', 403),
   REQUESTER_NOT_ELIGIBLE: createError(

@@ -10,6 +10,8 @@ declare module 'mercurius' {
   interface MercuriusContext {
     principal: Principal
     requestId: string
+    sourceIp: string
+    userAgent: string | undefined
   }
 }
 
@@ -63,6 +65,8 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
       context: (request: FastifyRequest, _reply: FastifyReply) => ({
         principal: request.principal,
         requestId: request.id,
+        sourceIp: request.ip,
+        userAgent: request.headers['user-agent'],
       }),
       errorFormatter: (execution, context) => {
         const log = (context as { reply?: FastifyReply }).reply?.log ?? app.log

@@ -225,6 +225,32 @@ export class BrowseService {
     return view
   }
 
+  /** A manifest by digest, parsed, through the cache (manifests never change for a digest). */
+  async manifestOf(registry: string, repository: string, digest: string) {
+    return this.manifest(this.registries.get(registry), repository, digest)
+  }
+
+  /**
+   * Every tag of a repository with the digest a fresh HEAD (full Accept list) returns now, for
+   * decisions that must not rest on a cached answer (plans, execution). A tag that disappears
+   * between the listing and its HEAD is left out.
+   */
+  async snapshotTags(registry: string, repository: string): Promise<Map<string, TagHead>> {
+    const target = this.registries.get(registry)
+    assertRepository(repository)
+    const names: string[] = []
+    for await (const name of target.client.tags(repository, { pageSize: 1000 })) names.push(name)
+    const heads = new Map<string, TagHead>()
+    await mapLimit(names.sort(), this.options.concurrency, async (tag) => {
+      const head = await target.client.headManifest(repository, tag)
+      if (!head) return
+      const value = { digest: head.digest, mediaType: head.mediaType, size: head.size }
+      this.tagDigests.set(registry, repository, tag, value)
+      heads.set(tag, value)
+    })
+    return heads
+  }
+
   /** Size, age and platforms of what a digest points to; every fetch goes through the cache. */
   private async describe(
     target: ConfiguredRegistry,

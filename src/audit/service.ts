@@ -1,0 +1,49 @@
+import type pg from 'pg'
+import type { Principal } from '../auth/principal.js'
+import { isAdmin } from '../auth/principal.js'
+import type { Config } from '../config.js'
+import { errors } from '../errors.js'
+import { owningTeams } from '../governance/index.js'
+import { type AuditFilters, listAuditEvents, streamAuditEvents } from './queries.js'
+import { verifyAuditChain } from './verify.js'
+
+/**
+ * Reading the audit log: admins read all of it; a viewer reads the events of one repository their
+ * team owns (they must name registry and repository). REST and GraphQL both come through here.
+ */
+export class AuditService {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly governance: Config['governance'],
+  ) {}
+
+  async list(principal: Principal, filters: AuditFilters, page: { limit: number; cursor?: string }) {
+    this.authorizeRead(principal, filters)
+    return listAuditEvents(this.pool, filters, page)
+  }
+
+  stream(principal: Principal, filters: AuditFilters) {
+    this.authorizeRead(principal, filters)
+    return streamAuditEvents(this.pool, filters)
+  }
+
+  async verify(principal: Principal) {
+    if (!isAdmin(principal)) throw new errors.FORBIDDEN('verifying the audit chain is for admins')
+    return verifyAuditChain(this.pool)
+  }
+
+  private authorizeRead(principal: Principal, filters: AuditFilters): void {
+    if (isAdmin(principal)) return
+    if (principal.roles.length === 0)
+      throw new errors.FORBIDDEN('reading the audit log needs the viewer role')
+    if (!filters.registry || !filters.repository) {
+      throw new errors.FORBIDDEN(
+        'only admins read the whole audit log: name a registry and a repository your team owns',
+      )
+    }
+    const owners = owningTeams(this.governance, filters.registry, filters.repository)
+    if (!owners.some((team) => principal.teams.includes(team))) {
+      throw new errors.FORBIDDEN(`${filters.repository} is not owned by a team of yours`)
+    }
+  }
+}

@@ -1,0 +1,174 @@
+import { Type } from 'typebox'
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()])
+
+export const TargetSchema = Type.Object(
+  {
+    repository: Type.String({ minLength: 1, maxLength: 255 }),
+    tag: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    digest: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    tagPattern: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1000,
+        description: 'A glob (`pr-*`) or an anchored regex `/…/`',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'A repository with exactly one of tag, digest or tagPattern' },
+)
+
+export const VerbSchema = Type.Union([
+  Type.Literal('untag'),
+  Type.Literal('delete-manifest'),
+  Type.Literal('delete-image'),
+])
+
+export const CreateDeletionSchema = Type.Object(
+  {
+    registry: Type.String({ minLength: 1 }),
+    verb: VerbSchema,
+    targets: Type.Array(TargetSchema, { minItems: 1, maxItems: 500 }),
+    reason: Type.String({ minLength: 1, maxLength: 2000, pattern: '\\S' }),
+    ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    dryRun: Type.Optional(Type.Boolean({ default: false })),
+  },
+  { additionalProperties: false },
+)
+
+const ProtectionSchema = Type.Object({
+  level: Type.Union([
+    Type.Literal('none'),
+    Type.Literal('admin-only'),
+    Type.Literal('immutable'),
+    Type.Literal('held'),
+  ]),
+  rule: Type.Optional(Type.String()),
+  tag: Type.Optional(Type.String()),
+})
+
+export const PlanItemSchema = Type.Object({
+  repository: Type.String(),
+  tag: Nullable(Type.String()),
+  digest: Type.String(),
+  mediaType: Type.String(),
+  action: Type.Union([
+    Type.Literal('untag'),
+    Type.Literal('delete-manifest'),
+    Type.Literal('delete-child'),
+    Type.Literal('delete-referrer'),
+  ]),
+  vanishingTags: Type.Array(Type.String(), {
+    description: 'Every tag that no longer resolves once this item is done',
+  }),
+  untagMethod: Type.Optional(
+    Type.Union([Type.Literal('tag-delete'), Type.Literal('placeholder'), Type.Literal('impossible')]),
+  ),
+  bytes: Type.Integer(),
+  protection: ProtectionSchema,
+  note: Type.Optional(Type.String()),
+})
+
+export const ApprovalRequirementSchema = Type.Object({
+  count: Type.Integer(),
+  from: Type.Array(Type.String()),
+  adminCount: Type.Integer(),
+  reasons: Type.Array(Type.String()),
+})
+
+export const PlanSchema = Type.Object(
+  {
+    registry: Type.String(),
+    verb: VerbSchema,
+    items: Type.Array(PlanItemSchema),
+    problems: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+    warnings: Type.Array(Type.String()),
+    bytesFreed: Type.Integer(),
+    repositories: Type.Array(
+      Type.Object({
+        repository: Type.String(),
+        totalTags: Type.Integer(),
+        itemsInRepo: Type.Integer(),
+        owningTeams: Type.Array(Type.String()),
+      }),
+    ),
+    approvals: ApprovalRequirementSchema,
+    hash: Type.String(),
+  },
+  { $id: 'Plan', title: 'Plan' },
+)
+
+export const DeletionSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    registry: Type.String(),
+    verb: VerbSchema,
+    state: Type.String(),
+    reason: Type.String(),
+    ticket: Nullable(Type.String()),
+    requester: Type.Object({
+      subject: Type.String(),
+      onBehalfOf: Nullable(Type.String()),
+      person: Type.String(),
+    }),
+    targets: Type.Array(TargetSchema),
+    plan: Type.Ref('Plan'),
+    planHash: Type.String(),
+    approvals: Type.Object({
+      required: ApprovalRequirementSchema,
+      missing: Type.Integer(),
+      missingAdmins: Type.Integer(),
+      given: Type.Array(
+        Type.Object({
+          approver: Type.String(),
+          as: Type.String(),
+          decision: Type.String(),
+          comment: Nullable(Type.String()),
+          at: Type.String(),
+        }),
+      ),
+    }),
+    expiresAt: Nullable(Type.String()),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+    summary: Type.String({ description: 'One line a chat bot can post as it is' }),
+  },
+  { $id: 'Deletion', title: 'Deletion' },
+)
+
+export const DryRunSchema = Type.Object({
+  dryRun: Type.Literal(true),
+  plan: Type.Ref('Plan'),
+  summary: Type.String(),
+})
+
+export const DeletionIdParamsSchema = Type.Object({ id: Type.String({ format: 'uuid' }) })
+
+export const DeletionListQuerySchema = Type.Object({
+  state: Type.Optional(Type.String()),
+  registry: Type.Optional(Type.String()),
+  requester: Type.Optional(Type.String()),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  cursor: Type.Optional(Type.String({ maxLength: 2048 })),
+})
+
+export const DecisionSchema = Type.Object(
+  {
+    decision: Type.Union([Type.Literal('approve'), Type.Literal('reject')]),
+    comment: Type.Optional(Type.String({ maxLength: 2000 })),
+    planHash: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'The plan you reviewed' })),
+  },
+  { additionalProperties: false },
+)
+
+export const CancelSchema = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false },
+)
+
+export const IdempotencyHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' }),
+  ),
+})

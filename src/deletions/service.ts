@@ -1,0 +1,516 @@
+import { createHash } from 'node:crypto'
+import type pg from 'pg'
+import { type AuditInput, appendAuditEvent, auditActor, canonicalJson } from '../audit/index.js'
+import { isAdmin, type Principal, personOf, type RequestContext } from '../auth/principal.js'
+import { withTransaction } from '../db/transaction.js'
+import { errors } from '../errors.js'
+import { activeHolds } from '../governance/holds.js'
+import { approvalProgress, type GovernanceConfig, mayApprove, mayRequest } from '../governance/index.js'
+import type { BrowseService } from '../registries/browse-service.js'
+import { decodeCursor, encodeCursor } from '../registries/cursor.js'
+import type { RegistrySet } from '../registries/registry-set.js'
+import { type Plan, type PlanProblem, resolvePlan, type Target, targetProblem, type Verb } from './plan.js'
+import {
+  type ApprovalRow,
+  type DeletionFilters,
+  type DeletionRow,
+  expireOverdue,
+  findByIdempotencyKey,
+  getDeletion,
+  insertApproval,
+  insertDeletion,
+  listApprovals,
+  listDeletions,
+  setDeletionState,
+} from './sql.js'
+import { assertTransition, type DeletionState } from './state-machine.js'
+
+export interface CreateDeletionInput {
+  registry: string
+  verb: Verb
+  targets: Target[]
+  reason: string
+  ticket?: string
+  dryRun?: boolean
+}
+
+export interface DeletionView {
+  id: string
+  registry: string
+  verb: Verb
+  state: DeletionState
+  reason: string
+  ticket: string | null
+  requester: { subject: string; onBehalfOf: string | null; person: string }
+  targets: Target[]
+  plan: Plan
+  planHash: string
+  approvals: {
+    required: Plan['approvals']
+    missing: number
+    missingAdmins: number
+    given: { approver: string; as: string; decision: string; comment: string | null; at: string }[]
+  }
+  expiresAt: string | null
+  createdAt: string
+  updatedAt: string
+  /** One line a chat bot can post as it is. */
+  summary: string
+}
+
+const PROBLEM_ERRORS: Record<PlanProblem['code'], (message: string) => Error> = {
+  REGENT_PROTECTED: (m) => new errors.PROTECTED(m),
+  REGENT_HELD: (m) => new errors.HELD(m),
+  REGENT_INDEX_CHILD_IN_USE: (m) => new errors.INDEX_CHILD_IN_USE(m),
+  REGENT_UNTAG_IMPOSSIBLE: (m) => new errors.UNTAG_IMPOSSIBLE(m),
+  REGENT_REGISTRY_DELETE_DISABLED: (m) =>
+    Object.assign(new errors.UNTAG_IMPOSSIBLE(m), { code: 'REGENT_REGISTRY_DELETE_DISABLED' }),
+  REGENT_LEGACY_TARGET: (m) => new errors.LEGACY_TARGET(m),
+  REGENT_TAG_NOT_FOUND: (m) =>
+    Object.assign(new errors.NOTHING_TO_DELETE(m), { code: 'REGENT_TAG_NOT_FOUND', statusCode: 404 }),
+  REGENT_NOTHING_TO_DELETE: (m) => new errors.NOTHING_TO_DELETE(m),
+}
+
+/**
+ * Governed deletion requests: plan, authorize, decide how many approvals, record every state
+ * change with its audit event in one transaction. Execution (issue: jobs) starts from `approved`.
+ */
+export class DeletionService {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly registries: RegistrySet,
+    private readonly browse: BrowseService,
+    private readonly governance: GovernanceConfig,
+  ) {}
+
+  /** A plan without creating anything: the same resolver and checks as `create`. */
+  async plan(principal: Principal, context: RequestContext, input: CreateDeletionInput): Promise<Plan> {
+    validateTargets(input)
+    const plan = await this.resolve(input)
+    await this.authorizeRequester(principal, context, input, plan)
+    return plan
+  }
+
+  async create(
+    principal: Principal,
+    context: RequestContext,
+    input: CreateDeletionInput,
+    idempotencyKey?: string,
+  ): Promise<{ deletion: DeletionView; created: boolean }> {
+    validateTargets(input)
+    const fingerprint = fingerprintOf(principal, input)
+    if (idempotencyKey) {
+      const existing = await findByIdempotencyKey(this.pool, principal.subject, idempotencyKey)
+      if (existing) return this.replay(existing, fingerprint, idempotencyKey)
+    }
+
+    const plan = await this.resolve(input)
+    await this.authorizeRequester(principal, context, input, plan)
+    const problem = plan.problems[0]
+    if (problem) {
+      await this.audit(principal, context, {
+        action: 'deletion.refused',
+        outcome: 'refused',
+        registry: input.registry,
+        details: { code: problem.code, message: problem.message, verb: input.verb, planHash: plan.hash },
+      })
+      throw PROBLEM_ERRORS[problem.code](problem.message)
+    }
+
+    const needsApproval = plan.approvals.count > 0
+    const state: DeletionState = needsApproval ? 'awaiting_approval' : 'approved'
+    const expiresAt = needsApproval
+      ? new Date(Date.now() + this.governance.approvals.expireAfterHours * 3_600_000)
+      : null
+    const inserted = await withTransaction(this.pool, async (client) => {
+      const row = await insertDeletion(client, {
+        registry: input.registry,
+        verb: input.verb,
+        targets: input.targets,
+        reason: input.reason.trim(),
+        ticket: input.ticket ?? null,
+        requester_subject: principal.subject,
+        requester_on_behalf_of: principal.onBehalfOf ?? null,
+        requester_person: personOf(principal),
+        requester_teams: principal.teams,
+        requester_channel: principal.channel,
+        state,
+        plan,
+        plan_hash: plan.hash,
+        approval_requirement: plan.approvals,
+        owning_teams: [...new Set(plan.repositories.flatMap((r) => r.owningTeams))],
+        idempotency_key: idempotencyKey ?? null,
+        request_fingerprint: idempotencyKey ? fingerprint : null,
+        expires_at: expiresAt,
+      })
+      // Lost a race with a concurrent retry carrying the same key: nothing written here.
+      if (!row) return undefined
+      await appendAuditEvent(client, {
+        ...auditActor(principal, context),
+        action: 'deletion.requested',
+        outcome: state,
+        registry: row.registry,
+        deletionId: row.id,
+        details: {
+          verb: row.verb,
+          reason: row.reason,
+          ticket: row.ticket,
+          planHash: plan.hash,
+          items: plan.items.length,
+          approvalsRequired: plan.approvals.count,
+        },
+      })
+      if (!needsApproval) {
+        await appendAuditEvent(client, {
+          ...auditActor(principal, context),
+          action: 'deletion.approved',
+          outcome: 'approved',
+          registry: row.registry,
+          deletionId: row.id,
+          details: { by: 'rules', reasons: plan.approvals.reasons },
+        })
+      }
+      return row
+    })
+    if (!inserted) {
+      const existing = await findByIdempotencyKey(this.pool, principal.subject, idempotencyKey!)
+      return this.replay(existing!, fingerprint, idempotencyKey!)
+    }
+    return { deletion: await this.view(inserted), created: true }
+  }
+
+  async get(principal: Principal, id: string): Promise<DeletionView> {
+    const row = await getDeletion(this.pool, id)
+    if (!row || !visible(principal, row)) throw new errors.DELETION_NOT_FOUND(id)
+    return this.view(row)
+  }
+
+  async list(
+    principal: Principal,
+    filters: DeletionFilters,
+    page: { limit: number; cursor?: string },
+  ): Promise<{ items: DeletionView[]; nextCursor: string | null }> {
+    if (principal.roles.length === 0)
+      throw new errors.FORBIDDEN('listing deletions needs at least the viewer role')
+    const after = decodeCursor(page.cursor, ['createdAt', 'id'])
+    const rows = await listDeletions(
+      this.pool,
+      filters,
+      isAdmin(principal) ? null : { person: personOf(principal), teams: principal.teams },
+      { limit: page.limit + 1, ...(after ? { after } : {}) },
+    )
+    const more = rows.length > page.limit
+    const pageRows = rows.slice(0, page.limit)
+    const last = pageRows.at(-1)
+    return {
+      items: await this.views(pageRows),
+      nextCursor:
+        more && last ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id }) : null,
+    }
+  }
+
+  async decide(
+    principal: Principal,
+    context: RequestContext,
+    id: string,
+    input: { decision: 'approve' | 'reject'; comment?: string; planHash?: string },
+  ): Promise<DeletionView> {
+    // Refusals are audited and committed, then thrown: the audit event must survive the refusal.
+    const { row, refusal } = await withTransaction(this.pool, async (client) => {
+      const current = await getDeletion(client, id, { forUpdate: true })
+      if (!current || !visible(principal, current, { asApprover: true }))
+        throw new errors.DELETION_NOT_FOUND(id)
+      const actor = auditActor(principal, context)
+      const about = { registry: current.registry, deletionId: current.id }
+      if (current.state === 'awaiting_approval' && current.expires_at && current.expires_at <= new Date()) {
+        const expired = await this.transition(client, current, 'expired', {
+          ...systemActor(context),
+          ...about,
+        })
+        return { row: expired, refusal: new errors.REQUEST_EXPIRED(id) }
+      }
+      assertTransition(current.state, input.decision === 'approve' ? 'approved' : 'rejected')
+      if (input.planHash && input.planHash !== current.plan_hash)
+        throw new errors.PLAN_CHANGED(input.planHash, current.plan_hash)
+
+      const eligible = mayApprove(
+        principal,
+        current.requester_person,
+        current.approval_requirement,
+        current.owning_teams,
+      )
+      if (!eligible.ok) {
+        await appendAuditEvent(client, {
+          ...actor,
+          ...about,
+          action: 'deletion.approval_refused',
+          outcome: 'refused',
+          details: { code: eligible.code, decision: input.decision, reason: eligible.message },
+        })
+        const refusal =
+          eligible.code === 'REGENT_SELF_APPROVAL'
+            ? new errors.SELF_APPROVAL(eligible.message)
+            : new errors.APPROVER_NOT_ELIGIBLE(eligible.message)
+        return { row: current, refusal }
+      }
+      const approval = await insertApproval(client, {
+        deletion_id: current.id,
+        approver_subject: principal.subject,
+        approver_on_behalf_of: principal.onBehalfOf ?? null,
+        approver_person: personOf(principal),
+        approved_as: eligible.as,
+        decision: input.decision,
+        comment: input.comment ?? null,
+        plan_hash: current.plan_hash,
+      })
+      if (!approval) throw new errors.ALREADY_DECIDED(personOf(principal))
+      await appendAuditEvent(client, {
+        ...actor,
+        ...about,
+        action: input.decision === 'approve' ? 'deletion.approval_given' : 'deletion.rejection_given',
+        outcome: input.decision,
+        details: { as: eligible.as, comment: input.comment ?? null, planHash: current.plan_hash },
+      })
+      if (input.decision === 'reject') {
+        return {
+          row: await this.transition(client, current, 'rejected', { ...actor, ...about }),
+          refusal: undefined,
+        }
+      }
+      const given = (await listApprovals(client, [current.id])).filter((a) => a.decision === 'approve')
+      const progress = approvalProgress(
+        current.approval_requirement,
+        given.map((a) => ({ approver: a.approver_person, as: a.approved_as })),
+      )
+      if (!progress.satisfied) return { row: current, refusal: undefined }
+      return {
+        row: await this.transition(client, current, 'approved', { ...actor, ...about }),
+        refusal: undefined,
+      }
+    })
+    if (refusal) throw refusal
+    return this.view(row)
+  }
+
+  async cancel(
+    principal: Principal,
+    context: RequestContext,
+    id: string,
+    reason?: string,
+  ): Promise<DeletionView> {
+    const { row, refusal } = await withTransaction(this.pool, async (client) => {
+      const current = await getDeletion(client, id, { forUpdate: true })
+      if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
+      const actor = auditActor(principal, context)
+      const about = { registry: current.registry, deletionId: current.id }
+      if (personOf(principal) !== current.requester_person && !isAdmin(principal)) {
+        await appendAuditEvent(client, {
+          ...actor,
+          ...about,
+          action: 'deletion.cancel_refused',
+          outcome: 'refused',
+          details: {},
+        })
+        return {
+          row: current,
+          refusal: new errors.FORBIDDEN('only the requester or an admin may cancel a request'),
+        }
+      }
+      assertTransition(current.state, 'cancelled')
+      const cancelled = await this.transition(client, current, 'cancelled', {
+        ...actor,
+        ...about,
+        details: { reason: reason ?? null },
+      })
+      return { row: cancelled, refusal: undefined }
+    })
+    if (refusal) throw refusal
+    return this.view(row)
+  }
+
+  /** Expires requests whose approval window closed; safe to run on every replica. */
+  async expireOverdue(): Promise<number> {
+    return withTransaction(this.pool, async (client) => {
+      const expired = await expireOverdue(client)
+      for (const row of expired) {
+        await appendAuditEvent(client, {
+          ...systemActor({ requestId: 'expiry-sweep' }),
+          action: 'deletion.expired',
+          outcome: 'expired',
+          registry: row.registry,
+          deletionId: row.id,
+          details: { expiresAt: row.expires_at?.toISOString() ?? null },
+        })
+      }
+      return expired.length
+    })
+  }
+
+  private async transition(
+    client: pg.PoolClient,
+    current: DeletionRow,
+    to: DeletionState,
+    audit: Omit<AuditInput, 'action' | 'outcome'>,
+  ): Promise<DeletionRow> {
+    assertTransition(current.state, to)
+    const updated = await setDeletionState(client, current.id, current.state, to)
+    if (!updated) throw new errors.ILLEGAL_TRANSITION(current.state, to)
+    await appendAuditEvent(client, {
+      ...audit,
+      action: `deletion.${to}`,
+      outcome: to,
+      details: { from: current.state, ...audit.details },
+    })
+    return updated
+  }
+
+  private async resolve(input: CreateDeletionInput): Promise<Plan> {
+    const holds = await activeHolds(this.pool)
+    return resolvePlan(
+      {
+        registries: this.registries,
+        browse: this.browse,
+        governance: this.governance,
+        holds,
+        now: new Date(),
+      },
+      input.registry,
+      input.verb,
+      input.targets,
+    )
+  }
+
+  private async authorizeRequester(
+    principal: Principal,
+    context: RequestContext,
+    input: CreateDeletionInput,
+    plan: Plan,
+  ) {
+    const eligible = mayRequest(principal, plan.repositories)
+    if (eligible.ok) return
+    await this.audit(principal, context, {
+      action: 'deletion.denied',
+      outcome: 'denied',
+      registry: input.registry,
+      repository: plan.repositories.length === 1 ? plan.repositories[0]!.repository : null,
+      details: {
+        code: eligible.code,
+        reason: eligible.message,
+        verb: input.verb,
+        dryRun: input.dryRun === true,
+      },
+    })
+    throw new errors.REQUESTER_NOT_ELIGIBLE(eligible.message)
+  }
+
+  private async audit(
+    principal: Principal,
+    context: RequestContext,
+    event: Omit<AuditInput, keyof ReturnType<typeof auditActor>>,
+  ) {
+    await withTransaction(this.pool, (client) =>
+      appendAuditEvent(client, { ...auditActor(principal, context), ...event }),
+    )
+  }
+
+  private async replay(existing: DeletionRow, fingerprint: string, key: string) {
+    if (existing.request_fingerprint !== fingerprint) throw new errors.IDEMPOTENCY_CONFLICT(key)
+    return { deletion: await this.view(existing), created: false }
+  }
+
+  private async view(row: DeletionRow): Promise<DeletionView> {
+    return (await this.views([row]))[0]!
+  }
+
+  private async views(rows: DeletionRow[]): Promise<DeletionView[]> {
+    const approvals = await listApprovals(
+      this.pool,
+      rows.map((r) => r.id),
+    )
+    return rows.map((row) =>
+      toView(
+        row,
+        approvals.filter((a) => a.deletion_id === row.id),
+      ),
+    )
+  }
+}
+
+function validateTargets(input: CreateDeletionInput): void {
+  for (const target of input.targets) {
+    const problem = targetProblem(target, input.verb)
+    if (problem) throw new errors.VALIDATION(problem)
+  }
+}
+
+function fingerprintOf(principal: Principal, input: CreateDeletionInput): string {
+  const { dryRun: _dryRun, ...body } = input
+  return createHash('sha256')
+    .update(canonicalJson({ ...body, ticket: body.ticket ?? null, onBehalfOf: principal.onBehalfOf ?? null }))
+    .digest('hex')
+}
+
+/** Admins see everything; others their own requests and those of their teams' repositories. */
+function visible(principal: Principal, row: DeletionRow, _options: { asApprover?: boolean } = {}): boolean {
+  if (isAdmin(principal)) return true
+  if (personOf(principal) === row.requester_person || principal.subject === row.requester_subject) return true
+  return principal.roles.length > 0 && row.owning_teams.some((team) => principal.teams.includes(team))
+}
+
+function systemActor(context: Pick<RequestContext, 'requestId'>) {
+  return auditActor({ subject: 'regent', teams: [], roles: [], channel: 'system' }, context)
+}
+
+function toView(row: DeletionRow, approvals: ApprovalRow[]): DeletionView {
+  const given = approvals.filter((a) => a.decision === 'approve')
+  const progress = approvalProgress(
+    row.approval_requirement,
+    given.map((a) => ({ approver: a.approver_person, as: a.approved_as })),
+  )
+  const view: Omit<DeletionView, 'summary'> = {
+    id: row.id,
+    registry: row.registry,
+    verb: row.verb,
+    state: row.state,
+    reason: row.reason,
+    ticket: row.ticket,
+    requester: {
+      subject: row.requester_subject,
+      onBehalfOf: row.requester_on_behalf_of,
+      person: row.requester_person,
+    },
+    targets: row.targets,
+    plan: row.plan,
+    planHash: row.plan_hash,
+    approvals: {
+      required: row.approval_requirement,
+      missing: progress.missing,
+      missingAdmins: progress.missingAdmins,
+      given: approvals.map((a) => ({
+        approver: a.approver_person,
+        as: a.approved_as,
+        decision: a.decision,
+        comment: a.comment,
+        at: a.created_at.toISOString(),
+      })),
+    },
+    expiresAt: row.expires_at?.toISOString() ?? null,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  }
+  return { ...view, summary: summarize(view) }
+}
+
+function summarize(view: Omit<DeletionView, 'summary'>): string {
+  const tags = new Set(view.plan.items.flatMap((i) => i.vanishingTags.map((t) => `${i.repository}:${t}`)))
+  const waiting =
+    view.state === 'awaiting_approval' ? `, needs ${view.approvals.missing} more approval(s)` : ''
+  return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${view.plan.items.length} item(s), ${tags.size} tag(s), ~${formatBytes(view.plan.bytesFreed)}${waiting}; requested by ${view.requester.person}`
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`
+}

@@ -1,0 +1,73 @@
+import type { Queryable } from '../db/pool.js'
+import type { LegalHold } from './protection.js'
+
+/** Legal holds live in Postgres (admins create and lift them through the API); SQL here. */
+
+export interface HoldRow {
+  id: string
+  registry: string
+  repository: string
+  digest: string | null
+  reason: string
+  until: Date
+  created_by: string
+  created_at: Date
+  lifted_at: Date | null
+  lifted_by: string | null
+}
+
+export async function insertHold(
+  db: Queryable,
+  hold: {
+    registry: string
+    repository: string
+    digest: string | null
+    reason: string
+    until: Date
+    createdBy: string
+  },
+): Promise<HoldRow> {
+  const { rows } = await db.query<HoldRow>(
+    `INSERT INTO legal_holds (registry, repository, digest, reason, until, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+    [hold.registry, hold.repository, hold.digest, hold.reason, hold.until, hold.createdBy],
+  )
+  return rows[0]!
+}
+
+export async function activeHolds(db: Queryable): Promise<LegalHold[]> {
+  const { rows } = await db.query<HoldRow>(
+    'SELECT * FROM legal_holds WHERE lifted_at IS NULL AND until > now()',
+  )
+  return rows.map(toLegalHold)
+}
+
+export async function listHolds(db: Queryable, options: { includeEnded: boolean }): Promise<HoldRow[]> {
+  const { rows } = await db.query<HoldRow>(
+    `SELECT * FROM legal_holds
+     WHERE $1::boolean OR (lifted_at IS NULL AND until > now())
+     ORDER BY created_at DESC LIMIT 1000`,
+    [options.includeEnded],
+  )
+  return rows
+}
+
+export async function liftHold(db: Queryable, id: string, by: string): Promise<HoldRow | undefined> {
+  const { rows } = await db.query<HoldRow>(
+    `UPDATE legal_holds SET lifted_at = now(), lifted_by = $2
+     WHERE id = $1::uuid AND lifted_at IS NULL RETURNING *`,
+    [id, by],
+  )
+  return rows[0]
+}
+
+export function toLegalHold(row: HoldRow): LegalHold {
+  return {
+    id: row.id,
+    registry: row.registry,
+    repository: row.repository,
+    ...(row.digest ? { digest: row.digest } : {}),
+    until: row.until,
+    reason: row.reason,
+  }
+}
