@@ -1,0 +1,36 @@
+export { type BackoffOptions, backoffCeiling, backoffDelay } from './backoff.js'
+export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
+export { jobErrors } from './errors.js'
+export { jobRoutes } from './routes.js'
+export { type JobView, JobViewSchema } from './schemas.js'
+export { jobView, viewJob } from './service.js'
+export {
+  CLAIM_LOCK_KEY,
+  type ClaimOptions,
+  cancelJob,
+  claimJobs,
+  completeJob,
+  type EnqueueInput,
+  type EnqueueResult,
+  enqueueJob,
+  type FailInput,
+  type FailResult,
+  failExpiredJobs,
+  failJob,
+  getJob,
+  heartbeat,
+  type JobFilters,
+  listJobs,
+  releaseJobs,
+  updateProgress,
+} from './sql.js'
+export { JOB_STATES, JOBS_CHANNEL, type Job, type JobLogger, type JobState } from './types.js'
+export {
+  type JobContext,
+  type JobHandler,
+  LeaseLostError,
+  NonRetryableJobError,
+  Worker,
+  type WorkerOptions,
+  WorkerStoppingError,
+} from './worker.js'

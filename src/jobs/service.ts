@@ -1,0 +1,34 @@
+import type { Principal } from '../auth/principal.js'
+import type { Queryable } from '../db/pool.js'
+import { errors } from '../errors.js'
+import { jobErrors } from './errors.js'
+import type { JobView } from './schemas.js'
+import { getJob } from './sql.js'
+import type { Job } from './types.js'
+
+/** A job as the API shows it: state and progress, never its payload or the worker holding it. */
+export function jobView(job: Job): JobView {
+  return {
+    id: job.id,
+    kind: job.kind,
+    state: job.state,
+    registry: job.registry,
+    attempts: job.attempts,
+    maxAttempts: job.maxAttempts,
+    progress: job.progress ?? null,
+    lastError: job.lastError,
+    runAt: job.runAt.toISOString(),
+    leaseExpiresAt: job.lockedUntil?.toISOString() ?? null,
+    createdAt: job.createdAt.toISOString(),
+    updatedAt: job.updatedAt.toISOString(),
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+  }
+}
+
+/** Any role may follow a job (a requester polls the deletion it queued). */
+export async function viewJob(db: Queryable, principal: Principal, id: string): Promise<JobView> {
+  if (principal.roles.length === 0) throw new errors.FORBIDDEN('reading jobs needs at least the viewer role')
+  const job = await getJob(db, id)
+  if (!job) throw new jobErrors.JOB_NOT_FOUND(id)
+  return jobView(job)
+}
