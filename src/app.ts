@@ -7,6 +7,12 @@ import authPlugin from './auth/plugin.js'
 import { authRoutes } from './auth/routes.js'
 import type { Config } from './config.js'
 import dbPlugin from './db/plugin.js'
+import {
+  deletionHandler,
+  EXECUTE_DELETION,
+  type ExecutionHooks,
+  onExecutionFailed,
+} from './deletions/execute.js'
 import { deletionsGraphql } from './deletions/graphql.js'
 import deletionsPlugin from './deletions/plugin.js'
 import { deletionRoutes } from './deletions/routes.js'
@@ -15,6 +21,8 @@ import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
 import errorHandler from './http/error-handler.js'
 import openapi from './http/openapi.js'
+import workerPlugin from './jobs/plugin.js'
+import { jobRoutes } from './jobs/routes.js'
 import metrics from './metrics/plugin.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
@@ -30,6 +38,8 @@ export interface AppOverrides {
   migrate?: boolean
   /** Environment for registry credentials named in config (default process.env). */
   env?: Record<string, string | undefined>
+  /** Test seams around each registry DELETE of an execution (crash tests). */
+  executionHooks?: ExecutionHooks
 }
 
 /** Request ids from callers are kept so a chatops bot can follow its call through our logs. */
@@ -90,6 +100,25 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(metrics)
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
+  await app.register(workerPlugin, {
+    config,
+    handlers: {
+      [EXECUTE_DELETION]: deletionHandler({
+        pool: app.db,
+        registries: app.registries,
+        itemConcurrency: config.deletions.itemConcurrency,
+        ...(overrides.executionHooks ? { hooks: overrides.executionHooks } : {}),
+        notify: async (id) => {
+          await app.db.query("SELECT pg_notify('regent_deletions', $1)", [id])
+        },
+      }),
+    },
+    onFailed: async (client, job) => {
+      if (job.kind === EXECUTE_DELETION) {
+        await onExecutionFailed(client, (job.payload as { deletionId: string }).deletionId, job.lastError)
+      }
+    },
+  })
   await app.register(openapi)
   await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs })
   await app.register(authRoutes)
@@ -97,6 +126,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(deletionRoutes)
   await app.register(holdRoutes)
   await app.register(auditRoutes)
+  await app.register(jobRoutes)
   await app.register(graphql, {
     config,
     modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app)],

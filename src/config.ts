@@ -5,6 +5,7 @@ import { Value } from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { AuthConfigSchema } from './auth/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
+import { JobsConfigSchema } from './jobs/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 
 /**
@@ -63,6 +64,24 @@ const GraphqlSchema = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+const DeletionsSchema = Type.Object(
+  {
+    itemConcurrency: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 8,
+      description: 'Items of one request deleted at once',
+    }),
+    maxAttempts: Type.Integer({
+      minimum: 1,
+      maximum: 50,
+      default: 5,
+      description: 'Attempts of an execution job',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const ConfigSchema = Type.Object(
   {
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -79,6 +98,9 @@ export const ConfigSchema = Type.Object(
     browse: BrowseSchema,
     graphql: GraphqlSchema,
     governance: GovernanceConfigSchema,
+    worker: Type.Boolean({ default: true, description: 'Run the job worker in this process' }),
+    jobs: JobsConfigSchema,
+    deletions: DeletionsSchema,
   },
   { additionalProperties: false },
 )
@@ -95,6 +117,7 @@ export const ENV_VARS = {
   REGENT_SHUTDOWN_GRACE_MS: 'shutdownGraceMs',
   REGENT_TRUST_PROXY: 'trustProxy',
   REGENT_JWT_SECRET: 'auth.jwtSecret',
+  REGENT_WORKER: 'worker',
 } as const satisfies Record<string, string>
 
 /** Read by loadConfig itself rather than mapped onto a key. */
@@ -143,6 +166,10 @@ export function loadConfig(env: Env = process.env, overrides: Record<string, unk
     sources.set(key, `env ${name}`)
   }
 
+  // REGENT_WORKER=on|off reads better in a deployment than true/false; both work.
+  if (typeof candidate.worker === 'string')
+    candidate.worker =
+      ({ on: 'true', off: 'false' } as Record<string, string>)[candidate.worker] ?? candidate.worker
   let checked: unknown = Value.Default(ConfigSchema, candidate)
   // Env values are strings: convert them to the schema's types ("8080" → 8080, "true" → true).
   checked = Value.Convert(ConfigSchema, checked)

@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { jobErrors } from './jobs/errors.js'
 import { ociErrors } from './oci/errors.js'
 
 /**
@@ -51,6 +52,11 @@ export const errors = {
     409,
   ),
   ALREADY_DECIDED: createError('REGENT_ALREADY_DECIDED', '%s already decided on this request', 409),
+  RESTORE_WINDOW_CLOSED: createError(
+    'REGENT_RESTORE_WINDOW_CLOSED',
+    'Deletion %s cannot be restored: %s',
+    409,
+  ),
   HOLD_NOT_FOUND: createError('REGENT_HOLD_NOT_FOUND', 'Legal hold %s not found', 404),
   SELF_APPROVAL: createError('REGENT_SELF_APPROVAL', 'Self-approval refused: %s', 403),
   APPROVER_NOT_ELIGIBLE: createError('REGENT_APPROVER_NOT_ELIGIBLE', 'Not an eligible approver: %s', 403),
@@ -63,6 +69,7 @@ export const errors = {
   // The registry protocol client's errors (invalid references, registry faults), declared beside the
   // classifier that produces them and part of the same catalogue.
   ...ociErrors,
+  ...jobErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`

@@ -67,7 +67,14 @@ export async function testConfig(t: TestContext, options: BuildOptions = {}): Pr
   const url = options.databaseUrl ?? (await createTestDatabase(t))
   return loadConfig(
     {},
-    { databaseUrl: url, logLevel: 'silent', auth: { jwtSecret: TEST_JWT_SECRET }, ...options.config },
+    // No job worker unless a test asks for one: most tests look at states a worker would move on.
+    {
+      databaseUrl: url,
+      logLevel: 'silent',
+      auth: { jwtSecret: TEST_JWT_SECRET },
+      worker: false,
+      ...options.config,
+    },
   )
 }
 

@@ -17,7 +17,9 @@ const EXPIRY_SWEEP_MS = 60_000
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const service = new DeletionService(app.db, app.registries, app.browse, config.governance)
+    const service = new DeletionService(app.db, app.registries, app.browse, config.governance, {
+      maxAttempts: config.deletions.maxAttempts,
+    })
     app.decorate('deletions', service)
     app.decorate('holds', new HoldsService(app.db))
     app.decorate('audit', new AuditService(app.db, config.governance))

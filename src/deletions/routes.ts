@@ -128,6 +128,33 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         request.body?.reason,
       ),
   )
+
+  app.post(
+    '/v1/deletions/:id/retry',
+    {
+      schema: {
+        ...secured,
+        summary: 'Re-run only the failed items of a partially failed or failed request',
+        params: DeletionIdParamsSchema,
+        response: { 200: Type.Ref('Deletion'), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => app.deletions.retry(request.principal, requestContext(request), request.params.id),
+  )
+
+  app.post(
+    '/v1/deletions/:id/restore',
+    {
+      schema: {
+        ...secured,
+        summary:
+          'Push the deleted manifests back and re-point their tags (until the next GC of the registry)',
+        params: DeletionIdParamsSchema,
+        response: { 200: Type.Ref('Deletion'), ...errorResponses(400, 401, 403, 404, 409, 502, 503, 504) },
+      },
+    },
+    async (request) => app.deletions.restore(request.principal, requestContext(request), request.params.id),
+  )
 }
 
 function planSummary(plan: {

@@ -1,14 +1,31 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type pg from 'pg'
-import { type AuditInput, appendAuditEvent, auditActor, canonicalJson } from '../audit/index.js'
+import {
+  type AuditActor,
+  type AuditInput,
+  appendAuditEvent,
+  auditActor,
+  canonicalJson,
+} from '../audit/index.js'
 import { isAdmin, type Principal, personOf, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
 import { activeHolds } from '../governance/holds.js'
 import { approvalProgress, type GovernanceConfig, mayApprove, mayRequest } from '../governance/index.js'
+import { enqueueJob } from '../jobs/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import { decodeCursor, encodeCursor } from '../registries/cursor.js'
 import type { RegistrySet } from '../registries/registry-set.js'
+import { EXECUTE_DELETION } from './execute.js'
+import {
+  type ItemCounts,
+  type ItemRow,
+  insertItems,
+  itemCounts,
+  itemsOf,
+  markRestored,
+  resetFailedItems,
+} from './items-sql.js'
 import { type Plan, type PlanProblem, resolvePlan, type Target, targetProblem, type Verb } from './plan.js'
 import {
   type ApprovalRow,
@@ -51,6 +68,9 @@ export interface DeletionView {
     missingAdmins: number
     given: { approver: string; as: string; decision: string; comment: string | null; at: string }[]
   }
+  /** Items done, skipped, failed and still pending, once execution has begun. */
+  progress: ItemCounts
+  jobId: string | null
   expiresAt: string | null
   createdAt: string
   updatedAt: string
@@ -81,6 +101,7 @@ export class DeletionService {
     private readonly registries: RegistrySet,
     private readonly browse: BrowseService,
     private readonly governance: GovernanceConfig,
+    private readonly execution: { maxAttempts: number },
   ) {}
 
   /** A plan without creating anything: the same resolver and checks as `create`. */
@@ -169,6 +190,7 @@ export class DeletionService {
           deletionId: row.id,
           details: { by: 'rules', reasons: plan.approvals.reasons },
         })
+        return this.enqueueExecution(client, row, auditActor(principal, context), 'first run')
       }
       return row
     })
@@ -283,10 +305,8 @@ export class DeletionService {
         given.map((a) => ({ approver: a.approver_person, as: a.approved_as })),
       )
       if (!progress.satisfied) return { row: current, refusal: undefined }
-      return {
-        row: await this.transition(client, current, 'approved', { ...actor, ...about }),
-        refusal: undefined,
-      }
+      const approved = await this.transition(client, current, 'approved', { ...actor, ...about })
+      return { row: await this.enqueueExecution(client, approved, actor, 'first run'), refusal: undefined }
     })
     if (refusal) throw refusal
     return this.view(row)
@@ -326,6 +346,122 @@ export class DeletionService {
     })
     if (refusal) throw refusal
     return this.view(row)
+  }
+
+  /** Re-runs only the failed items of a finished request (requester or admin). */
+  async retry(principal: Principal, context: RequestContext, id: string): Promise<DeletionView> {
+    const { row, refusal } = await withTransaction(this.pool, async (client) => {
+      const current = await getDeletion(client, id, { forUpdate: true })
+      if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
+      const actor = auditActor(principal, context)
+      if (personOf(principal) !== current.requester_person && !isAdmin(principal)) {
+        return {
+          row: current,
+          refusal: new errors.FORBIDDEN('only the requester or an admin may retry a request'),
+        }
+      }
+      assertTransition(current.state, 'queued')
+      const reset = await resetFailedItems(client, current.id)
+      const queued = await this.enqueueExecution(client, current, actor, `retry of ${reset} failed item(s)`)
+      return { row: queued, refusal: undefined }
+    })
+    if (refusal) throw refusal
+    return this.view(row)
+  }
+
+  /**
+   * Puts deleted manifests back and re-points their tags, while the registry still holds the blobs:
+   * until its next GC. Children before the index that lists them, so the index is whole when its
+   * tag reappears.
+   */
+  async restore(principal: Principal, context: RequestContext, id: string): Promise<DeletionView> {
+    const current = await getDeletion(this.pool, id)
+    if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
+    const approver =
+      isAdmin(principal) ||
+      (principal.roles.includes('approver') && current.owning_teams.some((t) => principal.teams.includes(t)))
+    if (!approver) {
+      await this.audit(principal, context, {
+        action: 'deletion.restore_refused',
+        outcome: 'refused',
+        registry: current.registry,
+        deletionId: id,
+        details: {},
+      })
+      throw new errors.FORBIDDEN('restoring needs an admin or an approver of the owning team')
+    }
+    if (current.state !== 'succeeded' && current.state !== 'partially_failed')
+      throw new errors.ILLEGAL_TRANSITION(current.state, 'restored')
+    const deleted = await itemsOf(this.pool, id, 'deleted')
+    const closed = deleted.filter((item) => !item.restorable)
+    if (closed.length > 0 || deleted.length === 0) {
+      throw new errors.RESTORE_WINDOW_CLOSED(
+        id,
+        deleted.length === 0
+          ? 'nothing was deleted'
+          : 'a garbage collection of the registry has run since the deletion, so its blobs may be gone',
+      )
+    }
+    const { client } = this.registries.get(current.registry)
+    const ordered = [...deleted].sort((a, b) => restoreRank(a) - restoreRank(b) || a.position - b.position)
+    for (const item of ordered) {
+      const bytes = item.restore_manifest!
+      const mediaType = item.restore_media_type!
+      if (item.action !== 'untag') await client.putManifest(item.repository, item.digest, mediaType, bytes)
+      for (const tag of item.restore_tags ?? [])
+        await client.putManifest(item.repository, tag, mediaType, bytes)
+      await withTransaction(this.pool, async (db) => {
+        if (!(await markRestored(db, item))) return
+        await appendAuditEvent(db, {
+          ...auditActor(principal, context),
+          action: 'manifest.restored',
+          outcome: 'restored',
+          registry: current.registry,
+          repository: item.repository,
+          tag: item.tag,
+          digest: item.digest,
+          deletionId: id,
+          details: { tags: item.restore_tags ?? [] },
+        })
+      })
+    }
+    const row = await withTransaction(this.pool, async (db) => {
+      const locked = await getDeletion(db, id, { forUpdate: true })
+      return this.transition(db, locked!, 'restored', {
+        ...auditActor(principal, context),
+        registry: current.registry,
+        deletionId: id,
+      })
+    })
+    return this.view(row)
+  }
+
+  /**
+   * approved → queued: the plan's items, the execution job and the audit event commit together with
+   * the approval, so an approved request always has a job and a job always has its request.
+   */
+  private async enqueueExecution(
+    client: pg.PoolClient,
+    row: DeletionRow,
+    actor: AuditActor,
+    why: string,
+  ): Promise<DeletionRow> {
+    await insertItems(client, row.id, row.plan.items)
+    const { job } = await enqueueJob(client, {
+      kind: EXECUTE_DELETION,
+      payload: { deletionId: row.id },
+      registry: row.registry,
+      uniqueKey: `deletion:${row.id}:${randomUUID()}`,
+      maxAttempts: this.execution.maxAttempts,
+    })
+    const queued = await this.transition(client, row, 'queued', {
+      ...actor,
+      registry: row.registry,
+      deletionId: row.id,
+      details: { jobId: job.id, why },
+    })
+    await client.query('UPDATE deletion_requests SET job_id = $2::uuid WHERE id = $1::uuid', [row.id, job.id])
+    return { ...queued, job_id: job.id }
   }
 
   /** Expires requests whose approval window closed; safe to run on every replica. */
@@ -423,14 +559,13 @@ export class DeletionService {
   }
 
   private async views(rows: DeletionRow[]): Promise<DeletionView[]> {
-    const approvals = await listApprovals(
-      this.pool,
-      rows.map((r) => r.id),
-    )
+    const ids = rows.map((r) => r.id)
+    const [approvals, counts] = await Promise.all([listApprovals(this.pool, ids), itemCounts(this.pool, ids)])
     return rows.map((row) =>
       toView(
         row,
         approvals.filter((a) => a.deletion_id === row.id),
+        counts.get(row.id),
       ),
     )
   }
@@ -461,7 +596,11 @@ function systemActor(context: Pick<RequestContext, 'requestId'>) {
   return auditActor({ subject: 'regent', teams: [], roles: [], channel: 'system' }, context)
 }
 
-function toView(row: DeletionRow, approvals: ApprovalRow[]): DeletionView {
+function restoreRank(item: ItemRow): number {
+  return { 'delete-referrer': 0, 'delete-child': 1, 'delete-manifest': 2, untag: 2 }[item.action]
+}
+
+function toView(row: DeletionRow, approvals: ApprovalRow[], counts: ItemCounts | undefined): DeletionView {
   const given = approvals.filter((a) => a.decision === 'approve')
   const progress = approvalProgress(
     row.approval_requirement,
@@ -494,6 +633,14 @@ function toView(row: DeletionRow, approvals: ApprovalRow[]): DeletionView {
         at: a.created_at.toISOString(),
       })),
     },
+    progress: counts ?? {
+      total: row.plan.items.length,
+      pending: row.plan.items.length,
+      deleted: 0,
+      skipped: 0,
+      failed: 0,
+    },
+    jobId: row.job_id,
     expiresAt: row.expires_at?.toISOString() ?? null,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
@@ -505,7 +652,11 @@ function summarize(view: Omit<DeletionView, 'summary'>): string {
   const tags = new Set(view.plan.items.flatMap((i) => i.vanishingTags.map((t) => `${i.repository}:${t}`)))
   const waiting =
     view.state === 'awaiting_approval' ? `, needs ${view.approvals.missing} more approval(s)` : ''
-  return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${view.plan.items.length} item(s), ${tags.size} tag(s), ~${formatBytes(view.plan.bytesFreed)}${waiting}; requested by ${view.requester.person}`
+  const done =
+    view.progress.deleted + view.progress.skipped + view.progress.failed > 0
+      ? `, ${view.progress.deleted} deleted, ${view.progress.skipped} skipped, ${view.progress.failed} failed of ${view.progress.total}`
+      : ''
+  return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${view.plan.items.length} item(s), ${tags.size} tag(s), ~${formatBytes(view.plan.bytesFreed)}${waiting}${done}; requested by ${view.requester.person}`
 }
 
 function formatBytes(bytes: number): string {

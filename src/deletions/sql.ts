@@ -24,6 +24,8 @@ export interface DeletionRow {
   idempotency_key: string | null
   request_fingerprint: string | null
   expires_at: Date | null
+  job_id: string | null
+  executed_at: Date | null
   created_at: Date
   updated_at: Date
 }
@@ -41,7 +43,7 @@ export interface ApprovalRow {
   created_at: Date
 }
 
-export type NewDeletion = Omit<DeletionRow, 'id' | 'created_at' | 'updated_at'>
+export type NewDeletion = Omit<DeletionRow, 'id' | 'created_at' | 'updated_at' | 'job_id' | 'executed_at'>
 
 /** Inserts unless the caller's Idempotency-Key is taken; then returns undefined. */
 export async function insertDeletion(db: Queryable, row: NewDeletion): Promise<DeletionRow | undefined> {

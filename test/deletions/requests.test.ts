@@ -198,7 +198,9 @@ t.test(
       reason: 'r',
     })
     t.equal(small.statusCode, 201)
-    t.equal(small.json().state, 'approved', 'payments needs no approval for its own small request')
+    // Approved at once, and queued for execution in the same transaction.
+    t.equal(small.json().state, 'queued', 'payments needs no approval for its own small request')
+    t.ok(small.json().jobId, 'its execution job exists')
 
     const prod = await post(app, paula, {
       registry: 'local',
@@ -222,7 +224,7 @@ t.test(
       headers: admin,
       payload: { decision: 'approve', planHash: prod.json().planHash },
     })
-    t.equal(byAdmin.json().state, 'approved')
+    t.equal(byAdmin.json().state, 'queued', 'approved by the admin, and queued')
 
     const big = await post(app, alice, {
       registry: 'local',
@@ -261,7 +263,7 @@ t.test(
       headers: sue,
       payload: { decision: 'approve' },
     })
-    t.equal(second.json().state, 'approved')
+    t.equal(second.json().state, 'queued', 'the second approval approves it')
     const late = await app.inject({
       method: 'POST',
       url: `/v1/deletions/${id}/approvals`,
@@ -540,13 +542,10 @@ t.test('GraphQL: the same plan, request, approval, holds and audit as REST', asy
     'mutation ($id: ID!, $h: String) { decideDeletion(id: $id, decision: approve, planHash: $h) { state approvals { given { approver as } } } }',
     { id: deletion.id, h: deletion.planHash },
   )
-  t.equal(approved.data.decideDeletion.state, 'approved')
+  t.equal(approved.data.decideDeletion.state, 'queued')
   t.same(approved.data.decideDeletion.approvals.given, [{ approver: 'sam', as: 'owning-team-approver' }])
 
-  const listed = await gql(
-    admin,
-    '{ deletions(state: "approved") { nodes { id } pageInfo { hasNextPage } } }',
-  )
+  const listed = await gql(admin, '{ deletions(state: "queued") { nodes { id } pageInfo { hasNextPage } } }')
   t.same(listed.data.deletions.nodes, [{ id: deletion.id }])
 
   const hold = await gql(

@@ -12,6 +12,8 @@ import type { Socket } from 'node:net'
 
 export type Fault =
   | { kind: 'delay'; ms: number }
+  /** Forward at once (the registry acts on it), then hold the answer back for `ms`. */
+  | { kind: 'delay-response'; ms: number }
   /** Never answer: the client's headers timeout must fire. */
   | { kind: 'hang' }
   /** Send the real headers and part of the real body, then destroy the socket. */
@@ -127,6 +129,16 @@ function handle(
       return
     case 'delay':
       setTimeout(() => handle(undefined, req, res, upstream), fault.ms)
+      return
+    case 'delay-response':
+      forward(req, res, upstream, (up) =>
+        collect(up, (body) =>
+          setTimeout(() => {
+            res.writeHead(up.statusCode ?? 502, up.headers)
+            res.end(body)
+          }, fault.ms),
+        ),
+      )
       return
     case 'hang':
       req.resume() // read the request so the client is left waiting for headers only
