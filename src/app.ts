@@ -16,6 +16,7 @@ import {
 import { deletionsGraphql } from './deletions/graphql.js'
 import deletionsPlugin from './deletions/plugin.js'
 import { deletionRoutes } from './deletions/routes.js'
+import deletionUpdates, { DELETIONS_CHANNEL } from './deletions/updates.js'
 import { holdRoutes } from './governance/holds-routes.js'
 import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
@@ -38,6 +39,11 @@ export interface AppOverrides {
   migrate?: boolean
   /** Environment for registry credentials named in config (default process.env). */
   env?: Record<string, string | undefined>
+  /**
+   * false: no job worker and no LISTEN connections, for tools that only need the routes (the
+   * OpenAPI generator builds the app without a database). Default true.
+   */
+  background?: boolean
   /** Test seams around each registry DELETE of an execution (crash tests). */
   executionHooks?: ExecutionHooks
 }
@@ -100,8 +106,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(metrics)
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
+  const background = overrides.background !== false
   await app.register(workerPlugin, {
-    config,
+    config: background ? config : { ...config, worker: false },
     handlers: {
       [EXECUTE_DELETION]: deletionHandler({
         pool: app.db,
@@ -109,7 +116,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         itemConcurrency: config.deletions.itemConcurrency,
         ...(overrides.executionHooks ? { hooks: overrides.executionHooks } : {}),
         notify: async (id) => {
-          await app.db.query("SELECT pg_notify('regent_deletions', $1)", [id])
+          await app.db.query('SELECT pg_notify($1, $2)', [DELETIONS_CHANNEL, id])
         },
       }),
     },
@@ -131,6 +138,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     config,
     modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app)],
   })
+  if (background) await app.register(deletionUpdates)
 
   return app
 }

@@ -13,7 +13,7 @@ const target = fileURLToPath(new URL('../openapi.yaml', import.meta.url))
 async function main() {
   const config = loadConfig({})
   const pool = new pg.Pool({ connectionString: 'postgres://unused@127.0.0.1:1/unused' })
-  const app = await buildApp(config, { pool, migrate: false })
+  const app = await buildApp(config, { pool, migrate: false, background: false })
   await app.ready()
   const yaml = app.swagger({ yaml: true })
   await app.close()

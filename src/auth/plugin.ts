@@ -56,6 +56,12 @@ export default fp<{ config: Config }>(
       } catch (err) {
         request.log.info({ reason: (err as Error).message }, 'token refused')
         reply.header('www-authenticate', 'Bearer realm="regent", error="invalid_token"')
+        // A refused WebSocket upgrade owns its socket: nothing else closes it, and an open one would
+        // hold up shutdown. Close it once the 401 is written.
+        if (request.headers.upgrade) {
+          reply.header('connection', 'close')
+          reply.raw.once('finish', () => request.raw.socket?.destroy())
+        }
         throw new errors.UNAUTHENTICATED()
       }
       request.principal = principalFrom(claims, request.headers[ON_BEHALF_OF_HEADER], auth)

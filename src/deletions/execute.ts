@@ -256,7 +256,7 @@ async function confirmGone(client: RegistryClient, item: ItemRow): Promise<ItemR
 }
 
 async function finish(deps: ExecutionDeps, request: DeletionRow) {
-  return withTransaction(deps.pool, async (db) => {
+  const result = await withTransaction(deps.pool, async (db) => {
     const current = await getDeletion(db, request.id, { forUpdate: true })
     if (current?.state !== 'running') return { state: current?.state }
     const counts = (await itemCounts(db, [request.id])).get(request.id)!
@@ -272,9 +272,11 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
       deletionId: request.id,
       details: { ...counts },
     })
-    await deps.notify?.(request.id)
     return { state, ...counts }
   })
+  // After the commit, so a listener that reads the request sees the final state.
+  await deps.notify?.(request.id).catch(() => {})
+  return result
 }
 
 async function reportProgress(deps: ExecutionDeps, ctx: JobContext, deletionId: string) {

@@ -28,12 +28,18 @@ const typeDefs = /* GraphQL */ `
     ): AuditEventConnection!
     auditVerification: AuditVerification!
   }
+  extend type Subscription {
+    "The request each time its state or progress changes (from any replica's worker)."
+    deletionUpdated(id: ID!): Deletion!
+  }
   type Mutation {
     "The plan of a deletion, resolved exactly as createDeletion would, without creating anything."
     planDeletion(input: DeletionInput!): Plan!
     createDeletion(input: DeletionInput!, idempotencyKey: String): CreatedDeletion!
     decideDeletion(id: ID!, decision: Decision!, comment: String, planHash: String): Deletion!
     cancelDeletion(id: ID!, reason: String): Deletion!
+    retryDeletion(id: ID!): Deletion!
+    restoreDeletion(id: ID!): Deletion!
     placeLegalHold(input: LegalHoldInput!): LegalHold!
     liftLegalHold(id: ID!): LegalHold!
   }
@@ -141,10 +147,19 @@ const typeDefs = /* GraphQL */ `
     plan: Plan!
     planHash: String!
     approvals: Approvals!
+    progress: Progress!
+    jobId: ID
     expiresAt: String
     createdAt: String!
     updatedAt: String!
     summary: String!
+  }
+  type Progress {
+    total: Int!
+    pending: Int!
+    deleted: Int!
+    skipped: Int!
+    failed: Int!
   }
   type CreatedDeletion {
     deletion: Deletion!
@@ -204,6 +219,8 @@ const typeDefs = /* GraphQL */ `
     reason: String
   }
 `
+
+export const deletionTopic = (id: string) => `deletion:${id}`
 
 interface Services {
   deletions: DeletionService
@@ -271,6 +288,15 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
         auditVerification: (_root: unknown, _args: unknown, ctx: MercuriusContext) =>
           services().audit.verify(ctx.principal),
       },
+      Subscription: {
+        deletionUpdated: {
+          // Checks the caller may see the request (the same 404 as REST otherwise), then streams it.
+          subscribe: async (_root: unknown, args: { id: string }, ctx: MercuriusContext) => {
+            await services().deletions.get(ctx.principal, args.id)
+            return ctx.pubsub.subscribe(deletionTopic(args.id))
+          },
+        },
+      },
       Mutation: {
         planDeletion: (_root: unknown, args: { input: CreateDeletionInput }, ctx: MercuriusContext) =>
           services().deletions.plan(ctx.principal, contextOf(ctx), args.input),
@@ -297,6 +323,10 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
           }),
         cancelDeletion: (_root: unknown, args: { id: string; reason?: string }, ctx: MercuriusContext) =>
           services().deletions.cancel(ctx.principal, contextOf(ctx), args.id, args.reason ?? undefined),
+        retryDeletion: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
+          services().deletions.retry(ctx.principal, contextOf(ctx), args.id),
+        restoreDeletion: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
+          services().deletions.restore(ctx.principal, contextOf(ctx), args.id),
         placeLegalHold: (_root: unknown, args: { input: PlaceHoldInput }, ctx: MercuriusContext) =>
           services().holds.place(ctx.principal, contextOf(ctx), args.input),
         liftLegalHold: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>

@@ -27,6 +27,9 @@ const BASE_TYPE_DEFS = /* GraphQL */ `
     "The authenticated principal."
     me: Principal!
   }
+  type Subscription {
+    _empty: Boolean
+  }
   type Principal {
     subject: String!
     onBehalfOf: String
@@ -62,6 +65,16 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
       loaders: Object.assign({}, ...modules.map((m) => m.loaders ?? {})),
       graphiql: config.graphql.graphiql,
       queryDepth: config.graphql.maxDepth,
+      // Subscriptions ride on the same /graphql route; its HTTP upgrade went through the same
+      // authentication hook, so the principal is already on the request.
+      subscription: {
+        context: (_socket, request: FastifyRequest) => ({
+          principal: request.principal,
+          requestId: request.id,
+          sourceIp: request.ip,
+          userAgent: request.headers['user-agent'],
+        }),
+      },
       context: (request: FastifyRequest, _reply: FastifyReply) => ({
         principal: request.principal,
         requestId: request.id,

@@ -56,6 +56,7 @@ t.test(
       await pool.query(`GRANT SELECT, UPDATE ON audit_chain_head TO ${role}`)
 
       const appPool = new pg.Pool({ connectionString: url, max: 1 })
+      appPool.on('error', () => {})
       // Every connection of this pool acts as the app role (queued before any query of the caller).
       appPool.on('connect', (client) => {
         client.query(`SET ROLE ${role}`).catch(() => {})
