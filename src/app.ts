@@ -114,6 +114,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         pool: app.db,
         registries: app.registries,
         itemConcurrency: config.deletions.itemConcurrency,
+        manifests: (registry, repository, digest) => app.browse.manifestOf(registry, repository, digest),
         ...(overrides.executionHooks ? { hooks: overrides.executionHooks } : {}),
         notify: async (id) => {
           await app.db.query('SELECT pg_notify($1, $2)', [DELETIONS_CHANNEL, id])

@@ -34,6 +34,12 @@ export interface ExecutionDeps {
   registries: RegistrySet
   itemConcurrency: number
   hooks?: ExecutionHooks
+  /** A manifest's bytes by digest through the content cache; without it they are fetched. */
+  manifests?: (
+    registry: string,
+    repository: string,
+    digest: string,
+  ) => Promise<{ mediaType: string; bytes: Buffer }>
   /** Tells listeners (GraphQL subscriptions, other replicas) a request's progress changed. */
   notify?: (deletionId: string) => Promise<void>
 }
@@ -63,6 +69,7 @@ export function deletionHandler(deps: ExecutionDeps): JobHandler {
     // Children before their index would break the index while it still exists; parents first.
     const ordered = [...pending].sort((a, b) => rank(a) - rank(b) || a.position - b.position)
     const retryable: unknown[] = []
+    const progress = throttled(PROGRESS_EVERY_MS, () => reportProgress(deps, ctx, deletionId))
     for (const wave of waves(ordered)) {
       await mapLimit(wave, deps.itemConcurrency, async (item) => {
         if (ctx.signal.aborted) return
@@ -71,9 +78,10 @@ export function deletionHandler(deps: ExecutionDeps): JobHandler {
         } catch (err) {
           retryable.push(err)
         }
-        await reportProgress(deps, ctx, deletionId)
+        await progress()
       })
     }
+    await reportProgress(deps, ctx, deletionId)
     ctx.signal.throwIfAborted()
     if (retryable.length > 0) {
       const first = retryable[0] as Error & { retryAfterSeconds?: number }
@@ -204,20 +212,27 @@ async function attempt(deps: ExecutionDeps, client: RegistryClient, item: ItemRo
   return confirmGone(client, item)
 }
 
-/** The manifest bytes and the tags pointing at it now: what a restore pushes back. */
+/**
+ * The manifest bytes and the tags pointing at it now: what a restore pushes back. The bytes come
+ * through the content cache (planning usually fetched them already; a digest's bytes never change).
+ * Only sibling tags are looked up again: the item's own tag was just resolved to this digest.
+ */
 async function saveRestoreData(deps: ExecutionDeps, client: RegistryClient, item: ItemRow): Promise<void> {
-  const fetched = await client.getManifest(item.repository, item.digest)
-  let tags: string[] = []
-  if (item.action === 'untag') tags = item.tag ? [item.tag] : []
-  else {
+  const { mediaType, bytes } = deps.manifests
+    ? await deps.manifests(client.name, item.repository, item.digest)
+    : await client.getManifest(item.repository, item.digest)
+  const own = item.tag ? [item.tag] : []
+  let siblings: string[] = []
+  if (item.action !== 'untag') {
+    const others = item.vanishing_tags.filter((tag) => tag !== item.tag)
     const heads = await mapLimit(
-      item.vanishing_tags,
+      others,
       4,
       async (tag) => [tag, await client.headManifest(item.repository, tag)] as const,
     )
-    tags = heads.filter(([, head]) => head?.digest === item.digest).map(([tag]) => tag)
+    siblings = heads.filter(([, head]) => head?.digest === item.digest).map(([tag]) => tag)
   }
-  await storeRestoreData(deps.pool, item, { manifest: fetched.bytes, mediaType: fetched.mediaType, tags })
+  await storeRestoreData(deps.pool, item, { manifest: bytes, mediaType, tags: [...own, ...siblings] })
 }
 
 async function send(deps: ExecutionDeps, client: RegistryClient, item: ItemRow) {
@@ -277,6 +292,19 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
   // After the commit, so a listener that reads the request sees the final state.
   await deps.notify?.(request.id).catch(() => {})
   return result
+}
+
+/** Progress is written at most this often per job: per item it would cost more than the item. */
+const PROGRESS_EVERY_MS = 250
+
+function throttled(everyMs: number, work: () => Promise<void>): () => Promise<void> {
+  let last = 0
+  return async () => {
+    const now = Date.now()
+    if (now - last < everyMs) return
+    last = now
+    await work()
+  }
 }
 
 async function reportProgress(deps: ExecutionDeps, ctx: JobContext, deletionId: string) {
