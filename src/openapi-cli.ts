@@ -8,7 +8,10 @@ import { loadConfig } from './config.js'
  * `npm run openapi` writes openapi.yaml from the route schemas; `--check` exits 1 when the committed
  * file differs (CI's drift check). No database is needed: the pool is never asked for a connection.
  */
-const target = fileURLToPath(new URL('../openapi.yaml', import.meta.url))
+const committed = fileURLToPath(new URL('../openapi.yaml', import.meta.url))
+// `--file PATH` compares with (or writes) another file: the drift test uses it on a copy.
+const fileArg = process.argv.indexOf('--file')
+const target = fileArg > 0 && process.argv[fileArg + 1] ? process.argv[fileArg + 1]! : committed
 
 async function main() {
   const config = loadConfig({})
