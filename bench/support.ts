@@ -4,6 +4,7 @@ import path from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { migrate } from '../src/db/migrate.js'
+import { startRegistry, type TestRegistry } from '../test/helpers/registry.js'
 
 /**
  * What every benchmark needs: a migrated database (embedded, or DATABASE_URL's server) and timing.
@@ -48,4 +49,24 @@ export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; re
 
 export function log(line: string): void {
   process.stdout.write(`${line}\n`)
+}
+
+/** Runs a benchmark with a migrated database and a fresh registry, stopping both whatever happens. */
+export function runBench(
+  body: (ctx: { db: { url: string }; registry: TestRegistry }) => Promise<void>,
+): void {
+  const run = async () => {
+    const db = await benchDatabase()
+    const registry = await startRegistry()
+    try {
+      await body({ db, registry })
+    } finally {
+      await registry.stop()
+      await db.stop()
+    }
+  }
+  run().catch((err) => {
+    process.stderr.write(`${err.stack}\n`)
+    process.exitCode = 1
+  })
 }
