@@ -12,7 +12,7 @@ import {
   protectionVerdict,
   requiredApprovals,
 } from '../governance/index.js'
-import { isDigest, type Manifest, manifestKindOf, parseReference } from '../oci/index.js'
+import { assertRepository, isDigest, type Manifest, manifestKindOf, parseReference } from '../oci/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import type { TagHead } from '../registries/content-cache.js'
 import type { RegistrySet } from '../registries/registry-set.js'
@@ -543,6 +543,7 @@ export function targetProblem(target: Target, verb: Verb): string | undefined {
   if (given !== 1) return `${target.repository}: give exactly one of tag, digest, tagPattern`
   if (verb === 'untag' && target.digest !== undefined)
     return `${target.repository}: untag needs a tag (a digest has no tag to remove)`
+  assertRepository(target.repository)
   if (target.tag !== undefined) parseReference(target.tag)
   if (target.digest !== undefined) parseReference(target.digest)
   if (target.tagPattern !== undefined) compileTagPattern(target.tagPattern)

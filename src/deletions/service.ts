@@ -11,7 +11,13 @@ import { isAdmin, type Principal, personOf, type RequestContext } from '../auth/
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
 import { activeHolds } from '../governance/holds.js'
-import { approvalProgress, type GovernanceConfig, mayApprove, mayRequest } from '../governance/index.js'
+import {
+  approvalProgress,
+  type GovernanceConfig,
+  mayApprove,
+  mayRequest,
+  owningTeams,
+} from '../governance/index.js'
 import { enqueueJob } from '../jobs/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import { decodeCursor, encodeCursor } from '../registries/cursor.js'
@@ -107,9 +113,9 @@ export class DeletionService {
   /** A plan without creating anything: the same resolver and checks as `create`. */
   async plan(principal: Principal, context: RequestContext, input: CreateDeletionInput): Promise<Plan> {
     validateTargets(input)
-    const plan = await this.resolve(input)
-    await this.authorizeRequester(principal, context, input, plan)
-    return plan
+    // Ownership depends only on config and the named repositories: refuse before any registry call.
+    await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
+    return this.resolve(input)
   }
 
   async create(
@@ -125,8 +131,8 @@ export class DeletionService {
       if (existing) return this.replay(existing, fingerprint, idempotencyKey)
     }
 
+    await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
     const plan = await this.resolve(input)
-    await this.authorizeRequester(principal, context, input, plan)
     const problem = plan.problems[0]
     if (problem) {
       await this.audit(principal, context, {
@@ -516,19 +522,27 @@ export class DeletionService {
     )
   }
 
+  private repositoriesOf(input: CreateDeletionInput) {
+    this.registries.get(input.registry)
+    return [...new Set(input.targets.map((t) => t.repository))].map((repository) => ({
+      repository,
+      owningTeams: owningTeams(this.governance, input.registry, repository),
+    }))
+  }
+
   private async authorizeRequester(
     principal: Principal,
     context: RequestContext,
     input: CreateDeletionInput,
-    plan: Plan,
+    repositories: { repository: string; owningTeams: string[] }[],
   ) {
-    const eligible = mayRequest(principal, plan.repositories)
+    const eligible = mayRequest(principal, repositories)
     if (eligible.ok) return
     await this.audit(principal, context, {
       action: 'deletion.denied',
       outcome: 'denied',
       registry: input.registry,
-      repository: plan.repositories.length === 1 ? plan.repositories[0]!.repository : null,
+      repository: repositories.length === 1 ? repositories[0]!.repository : null,
       details: {
         code: eligible.code,
         reason: eligible.message,
