@@ -17,6 +17,11 @@ import { deletionsGraphql } from './deletions/graphql.js'
 import deletionsPlugin from './deletions/plugin.js'
 import { deletionRoutes } from './deletions/routes.js'
 import deletionUpdates, { DELETIONS_CHANNEL } from './deletions/updates.js'
+import { gcGraphql } from './gc/graphql.js'
+import { deletionGcHooks, GC_CHANNEL, GC_RUN, gcHandler, onGcJobFailed } from './gc/index.js'
+import gcPlugin from './gc/plugin.js'
+import { gcRoutes } from './gc/routes.js'
+import gcUpdates from './gc/updates.js'
 import { holdRoutes } from './governance/holds-routes.js'
 import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
@@ -107,6 +112,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
+  await app.register(gcPlugin, { schedules: background })
   await app.register(workerPlugin, {
     config: background ? config : { ...config, worker: false },
     handlers: {
@@ -119,12 +125,30 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         notify: async (id) => {
           await app.db.query('SELECT pg_notify($1, $2)', [DELETIONS_CHANNEL, id])
         },
+        gc: deletionGcHooks({
+          pool: app.db,
+          registries: app.registries,
+          retryAfterMs: Math.max(250, config.jobs.pollMs),
+        }),
+      }),
+      [GC_RUN]: gcHandler({
+        pool: app.db,
+        registries: app.registries,
+        ...(overrides.env ? { env: overrides.env } : {}),
+        leaseMs: config.jobs.leaseMs,
+        renewMs: config.jobs.heartbeatMs,
+        pollMs: Math.max(100, Math.min(config.jobs.pollMs, 1000)),
+        deletionKinds: [EXECUTE_DELETION],
+        notify: async (id) => {
+          await app.db.query('SELECT pg_notify($1, $2)', [GC_CHANNEL, id])
+        },
       }),
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
         await onExecutionFailed(client, (job.payload as { deletionId: string }).deletionId, job.lastError)
       }
+      if (job.kind === GC_RUN) await onGcJobFailed(client, job)
     },
   })
   await app.register(openapi)
@@ -135,11 +159,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(holdRoutes)
   await app.register(auditRoutes)
   await app.register(jobRoutes)
+  await app.register(gcRoutes)
   await app.register(graphql, {
     config,
-    modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app)],
+    modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app), gcGraphql(() => app.gc)],
   })
-  if (background) await app.register(deletionUpdates)
+  if (background) {
+    await app.register(deletionUpdates)
+    await app.register(gcUpdates)
+  }
 
   return app
 }

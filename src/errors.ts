@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
 import { ociErrors } from './oci/errors.js'
 
@@ -70,6 +71,7 @@ export const errors = {
   // classifier that produces them and part of the same catalogue.
   ...ociErrors,
   ...jobErrors,
+  ...gcErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`

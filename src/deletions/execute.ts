@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { appendAuditEvent, auditActor } from '../audit/index.js'
 import { withTransaction } from '../db/transaction.js'
+import type { DeletionGcHooks } from '../gc/deletions.js'
 import { type JobContext, type JobHandler, NonRetryableJobError } from '../jobs/index.js'
 import { isRegistryError, type RegistryClient } from '../oci/index.js'
 import { mapLimit } from '../registries/map-limit.js'
@@ -42,6 +43,8 @@ export interface ExecutionDeps {
   ) => Promise<{ mediaType: string; bytes: Buffer }>
   /** Tells listeners (GraphQL subscriptions, other replicas) a request's progress changed. */
   notify?: (deletionId: string) => Promise<void>
+  /** Garbage collection: jobs wait while a GC of their registry runs; finished ones schedule one. */
+  gc?: DeletionGcHooks
 }
 
 type ItemResult = {
@@ -62,6 +65,7 @@ type ItemResult = {
 export function deletionHandler(deps: ExecutionDeps): JobHandler {
   return async (job, ctx) => {
     const { deletionId } = job.payload as { deletionId: string }
+    await deps.gc?.waitWhileCollecting(job)
     const request = await start(deps.pool, deletionId)
     if (!request) return { skipped: 'not runnable' }
     const { client } = deps.registries.get(request.registry)
@@ -279,6 +283,8 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
       counts.failed === 0 ? 'succeeded' : counts.failed === counts.total ? 'failed' : 'partially_failed'
     await setDeletionState(db, request.id, 'running', state)
     await db.query('UPDATE deletion_requests SET executed_at = now() WHERE id = $1::uuid', [request.id])
+    // Before the audit event: GC transactions lock their run row before the audit chain head.
+    if (counts.deleted > 0) await deps.gc?.deletionsFinished(db, request.registry)
     await appendAuditEvent(db, {
       ...workerActor(request),
       action: `deletion.${state}`,

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox'
+import { GcConfigSchema } from '../gc/config-schema.js'
 
 /**
  * One configured registry. Credentials are never written here: only the name of the env variable
@@ -36,6 +37,7 @@ export const RegistryConfigSchema = Type.Object(
     timeouts: RegistryTimeoutsSchema,
     maxConcurrency: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
     retries: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
+    gc: Type.Optional(GcConfigSchema),
   },
   { additionalProperties: false },
 )

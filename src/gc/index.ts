@@ -1,0 +1,26 @@
+export {
+  type GcCommand,
+  type GcConfig,
+  GcConfigSchema,
+  type GcExecutor,
+  type GcHook,
+} from './config-schema.js'
+export { type Cron, CronError, parseCron } from './cron.js'
+export { type DeletionGcHooks, deletionGcHooks } from './deletions.js'
+export { gcErrors } from './errors.js'
+export { endRun, type GcHandlerDeps, gcHandler, onGcJobFailed } from './handler.js'
+export { eligibleShare, GcOutputParser, type GcReport, parseGcOutput } from './output.js'
+export {
+  type CoalesceOutcome,
+  deferJob,
+  GC_CHANNEL,
+  GC_MAX_ATTEMPTS,
+  GC_RUN,
+  GcWaitError,
+  scheduleCoalescedGc,
+} from './queue.js'
+export { gcRoutes } from './routes.js'
+export { type FiredSlot, GcScheduler } from './scheduler.js'
+export { GcRunSchema, type GcRunView } from './schemas.js'
+export { GcService, toRunView } from './service.js'
+export { type GcRunRow, type GcState, type GcStep, type GcTrigger, gcBlocksDeletions } from './sql.js'
