@@ -10,6 +10,7 @@ import {
 import { isAdmin, type Principal, personOf, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
+import { gcBlocksDeletions } from '../gc/sql.js'
 import { activeHolds } from '../governance/holds.js'
 import {
   approvalProgress,
@@ -406,6 +407,13 @@ export class DeletionService {
         deleted.length === 0
           ? 'nothing was deleted'
           : 'a garbage collection of the registry has run since the deletion, so its blobs may be gone',
+      )
+    }
+    // Pushing manifests back while the collector sweeps could reference blobs it is deleting.
+    if (await gcBlocksDeletions(this.pool, current.registry)) {
+      throw new errors.RESTORE_WINDOW_CLOSED(
+        id,
+        `a garbage collection of ${current.registry} is running; try again when it ends`,
       )
     }
     const { client } = this.registries.get(current.registry)
