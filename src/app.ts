@@ -33,6 +33,12 @@ import metrics from './metrics/plugin.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
 import { registryRoutes } from './registries/routes.js'
+import { retentionGraphql } from './retention/graphql.js'
+import retentionPlugin from './retention/plugin.js'
+import { retentionRoutes } from './retention/routes.js'
+import { RETENTION_WARN } from './retention/scheduler.js'
+import { parsePolicyInput } from './retention/schemas.js'
+import { RETENTION_RUN } from './retention/service.js'
 
 export interface AppOverrides {
   /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
@@ -113,6 +119,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
   await app.register(gcPlugin, { schedules: background })
+  await app.register(retentionPlugin, { config, schedules: background })
   await app.register(workerPlugin, {
     config: background ? config : { ...config, worker: false },
     handlers: {
@@ -143,12 +150,19 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
           await app.db.query('SELECT pg_notify($1, $2)', [GC_CHANNEL, id])
         },
       }),
+      [RETENTION_RUN]: async (job) => app.retention.executeRun((job.payload as { runId: string }).runId),
+      [RETENTION_WARN]: async (job) => {
+        const { policyId, slot } = job.payload as { policyId: string; slot: string }
+        return app.retention.warn(policyId, new Date(slot))
+      },
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
         await onExecutionFailed(client, (job.payload as { deletionId: string }).deletionId, job.lastError)
       }
       if (job.kind === GC_RUN) await onGcJobFailed(client, job)
+      if (job.kind === RETENTION_RUN)
+        await app.retention.failRun(client, (job.payload as { runId: string }).runId, job.lastError)
     },
   })
   await app.register(openapi)
@@ -160,9 +174,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(auditRoutes)
   await app.register(jobRoutes)
   await app.register(gcRoutes)
+  await app.register(retentionRoutes)
   await app.register(graphql, {
     config,
-    modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app), gcGraphql(() => app.gc)],
+    modules: [
+      registriesGraphql(() => app.browse),
+      deletionsGraphql(() => app),
+      gcGraphql(() => app.gc),
+      retentionGraphql(() => app.retention, parsePolicyInput),
+    ],
   })
   if (background) {
     await app.register(deletionUpdates)

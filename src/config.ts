@@ -7,6 +7,7 @@ import { AuthConfigSchema } from './auth/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
 import { JobsConfigSchema } from './jobs/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
+import { RetentionConfigSchema } from './retention/config-schema.js'
 
 /**
  * The one reader of process.env and of the config file. Everything else receives a `Config`.
@@ -101,6 +102,7 @@ export const ConfigSchema = Type.Object(
     worker: Type.Boolean({ default: true, description: 'Run the job worker in this process' }),
     jobs: JobsConfigSchema,
     deletions: DeletionsSchema,
+    retention: RetentionConfigSchema,
   },
   { additionalProperties: false },
 )

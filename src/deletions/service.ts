@@ -19,6 +19,7 @@ import {
   mayRequest,
   owningTeams,
 } from '../governance/index.js'
+import { formatBytes } from '../http/format.js'
 import { enqueueJob } from '../jobs/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import { decodeCursor, encodeCursor } from '../registries/cursor.js'
@@ -56,6 +57,11 @@ export interface CreateDeletionInput {
   reason: string
   ticket?: string
   dryRun?: boolean
+  /**
+   * At least one approval even where the rules need none: a retention policy in `propose` mode
+   * files requests a person must look at.
+   */
+  requireApproval?: string
 }
 
 export interface DeletionView {
@@ -83,6 +89,18 @@ export interface DeletionView {
   updatedAt: string
   /** One line a chat bot can post as it is. */
   summary: string
+}
+
+/** The plan with at least one approval from the owning team's approvers (or admins), and why. */
+function withRequiredApproval(plan: Plan, why: string | undefined): Plan {
+  if (!why || plan.approvals.count > 0) return plan
+  const from = plan.approvals.from.includes('owning-team-approvers')
+    ? plan.approvals.from
+    : (['owning-team-approvers', ...plan.approvals.from] as Plan['approvals']['from'])
+  return {
+    ...plan,
+    approvals: { ...plan.approvals, count: 1, from, reasons: [...plan.approvals.reasons, why] },
+  }
 }
 
 const PROBLEM_ERRORS: Record<PlanProblem['code'], (message: string) => Error> = {
@@ -133,7 +151,7 @@ export class DeletionService {
     }
 
     await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
-    const plan = await this.resolve(input)
+    const plan = withRequiredApproval(await this.resolve(input), input.requireApproval)
     const problem = plan.problems[0]
     if (problem) {
       await this.audit(principal, context, {
@@ -679,11 +697,4 @@ function summarize(view: Omit<DeletionView, 'summary'>): string {
       ? `, ${view.progress.deleted} deleted, ${view.progress.skipped} skipped, ${view.progress.failed} failed of ${view.progress.total}`
       : ''
   return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${view.plan.items.length} item(s), ${tags.size} tag(s), ~${formatBytes(view.plan.bytesFreed)}${waiting}${done}; requested by ${view.requester.person}`
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`
 }

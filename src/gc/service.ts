@@ -3,6 +3,7 @@ import { type AuditInput, appendAuditEvent, auditActor } from '../audit/index.js
 import { isAdmin, type Principal, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
+import { formatBytes } from '../http/format.js'
 import { cancelJob } from '../jobs/index.js'
 import { decodeCursor, encodeCursor } from '../registries/cursor.js'
 import type { RegistrySet } from '../registries/registry-set.js'
@@ -221,11 +222,4 @@ function summarize(view: Omit<GcRunView, 'summary'>): string {
       return `${head} succeeded: ${space}${found || 'no counts reported'}; requested by ${by}`
     }
   }
-}
-
-function formatBytes(bytes: number): string {
-  if (Math.abs(bytes) < 1024) return `${bytes} B`
-  if (Math.abs(bytes) < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`
-  if (Math.abs(bytes) < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`
 }

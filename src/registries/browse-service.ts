@@ -251,6 +251,11 @@ export class BrowseService {
     return heads
   }
 
+  /** Kind, size, `created` and platforms of a digest (retention judges images by `created`). */
+  async describeDigest(registry: string, repository: string, digest: string) {
+    return this.describe(this.registries.get(registry), repository, digest)
+  }
+
   /** Size, age and platforms of what a digest points to; every fetch goes through the cache. */
   private async describe(
     target: ConfiguredRegistry,

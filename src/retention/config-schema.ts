@@ -1,0 +1,40 @@
+import { type Static, Type } from 'typebox'
+
+/** The `retention` section: blast-radius limits every policy run obeys, and run mechanics. */
+export const RetentionConfigSchema = Type.Object(
+  {
+    guards: Type.Object(
+      {
+        maxShare: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 0.8,
+          description:
+            'A run stops for an admin when it would delete more than this share of a repository’s tags',
+        }),
+        maxCount: Type.Integer({
+          minimum: 1,
+          default: 1000,
+          description: 'A run stops for an admin when it would delete more manifests than this',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    warnBeforeMinutes: Type.Integer({
+      minimum: 0,
+      maximum: 10080,
+      default: 60,
+      description: 'Send `policy.warning` this long before a scheduled run deletes tags (0: never)',
+    }),
+    concurrency: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 4,
+      description: 'Repositories (and manifests within one) evaluated at once',
+    }),
+    maxAttempts: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Attempts of a run job' }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
+export type RetentionConfig = Static<typeof RetentionConfigSchema>
