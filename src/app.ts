@@ -33,6 +33,7 @@ import metrics from './metrics/plugin.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
 import { registryRoutes } from './registries/routes.js'
+import { registryEventRoutes } from './registry-events/routes.js'
 
 export interface AppOverrides {
   /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
@@ -61,6 +62,7 @@ export const LOG_REDACT = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-slack-signature"]',
+  'req.headers["x-regent-event-secret"]',
   'headers.authorization',
   '*.password',
   '*.token',
@@ -160,6 +162,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(auditRoutes)
   await app.register(jobRoutes)
   await app.register(gcRoutes)
+  await app.register(registryEventRoutes, {
+    registries: config.registries,
+    ...(overrides.env ? { env: overrides.env } : {}),
+  })
   await app.register(graphql, {
     config,
     modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app), gcGraphql(() => app.gc)],

@@ -2,6 +2,7 @@ import createError from '@fastify/error'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
 import { ociErrors } from './oci/errors.js'
+import { registryEventErrors } from './registry-events/errors.js'
 
 /**
  * The one error catalogue. Every error Regent answers with has a stable `REGENT_*` code, an HTTP
@@ -72,6 +73,7 @@ export const errors = {
   ...ociErrors,
   ...jobErrors,
   ...gcErrors,
+  ...registryEventErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`
