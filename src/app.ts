@@ -33,6 +33,7 @@ import metrics from './metrics/plugin.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
 import { registryRoutes } from './registries/routes.js'
+import { registryEventRoutes } from './registry-events/routes.js'
 import { retentionGraphql } from './retention/graphql.js'
 import retentionPlugin from './retention/plugin.js'
 import { retentionRoutes } from './retention/routes.js'
@@ -67,6 +68,7 @@ export const LOG_REDACT = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-slack-signature"]',
+  'req.headers["x-regent-event-secret"]',
   'headers.authorization',
   '*.password',
   '*.token',
@@ -175,6 +177,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(jobRoutes)
   await app.register(gcRoutes)
   await app.register(retentionRoutes)
+  await app.register(registryEventRoutes, {
+    registries: config.registries,
+    ...(overrides.env ? { env: overrides.env } : {}),
+  })
   await app.register(graphql, {
     config,
     modules: [

@@ -2,6 +2,7 @@ import createError from '@fastify/error'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
 import { ociErrors } from './oci/errors.js'
+import { registryEventErrors } from './registry-events/errors.js'
 import { retentionErrors } from './retention/errors.js'
 
 /**
@@ -74,6 +75,7 @@ export const errors = {
   ...jobErrors,
   ...gcErrors,
   ...retentionErrors,
+  ...registryEventErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`

@@ -171,6 +171,12 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NO_LOG: Logger = { debug() {}, info() {}, warn() {}, error() {} }
 
 /**
+ * Sent on every registry call. Registries report Regent's own manifest HEADs and GETs as pulls in
+ * their notifications; this lets the events ingestion tell them from real pulls (src/registry-events).
+ */
+export const USER_AGENT = 'regent/0.1.0'
+
+/**
  * The registry protocol client (OCI distribution / Docker Registry HTTP API v2) for one configured
  * registry: one undici Pool to its origin, bounded by `maxConcurrency`, with connect, headers and
  * body timeouts; a separate Agent for token realms and storage redirects.
@@ -813,7 +819,7 @@ export class RegistryClient {
   }
 
   async #send(call: Call, authorization: string | undefined): Promise<Reply> {
-    const headers: Record<string, string> = { ...call.headers }
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...call.headers }
     if (authorization !== undefined) headers.authorization = authorization
     let res: Dispatcher.ResponseData
     try {

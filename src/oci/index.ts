@@ -22,6 +22,7 @@ export {
   RegistryClient,
   type RegistryClientOptions,
   referrersTag,
+  USER_AGENT,
 } from './client.js'
 export {
   type Classification,

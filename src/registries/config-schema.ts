@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox'
 import { GcConfigSchema } from '../gc/config-schema.js'
+import { RegistryEventsConfigSchema } from '../registry-events/config-schema.js'
 
 /**
  * One configured registry. Credentials are never written here: only the name of the env variable
@@ -38,6 +39,7 @@ export const RegistryConfigSchema = Type.Object(
     maxConcurrency: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
     retries: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
     gc: Type.Optional(GcConfigSchema),
+    events: Type.Optional(RegistryEventsConfigSchema),
   },
   { additionalProperties: false },
 )

@@ -1,0 +1,63 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { errorResponses } from '../http/error-schema.js'
+import type { RegistryConfig } from '../registries/config-schema.js'
+import { EVENT_SECRET_HEADER, EVENTS_MEDIA_TYPE, EventCountsSchema, EventEnvelopeSchema } from './schemas.js'
+import { resolveEventSecrets } from './secrets.js'
+import { RegistryEventsService } from './service.js'
+
+export interface RegistryEventRoutesOptions {
+  registries: RegistryConfig[]
+  /** Where `events.secretEnv` is read (default process.env; tests pass their own). */
+  env?: Record<string, string | undefined>
+}
+
+/**
+ * The notification endpoint registries post to. It is public (no JWT: a registry cannot get one);
+ * the per-registry secret header authenticates it, checked in onRequest so that an unauthenticated
+ * sender learns nothing from body validation.
+ */
+export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesOptions> = async (
+  app,
+  { registries, env },
+) => {
+  const service = new RegistryEventsService({
+    pool: app.db,
+    secrets: resolveEventSecrets(registries, env ?? process.env),
+    log: app.log,
+  })
+  app.addSchema(EventCountsSchema)
+  // distribution sends its own media type; this plugin is encapsulated, so the parser is ours only.
+  app.addContentTypeParser(
+    EVENTS_MEDIA_TYPE,
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'ignore'),
+  )
+
+  app.post(
+    '/v1/registries/:registry/events',
+    {
+      config: { public: true },
+      onRequest: async (request) => {
+        const { registry } = request.params as { registry: string }
+        service.authenticate(registry, request.headers[EVENT_SECRET_HEADER], request.log)
+      },
+      schema: {
+        tags: ['registry-events'],
+        summary: 'Notifications from a registry: manifest pushes and pulls (distribution envelope)',
+        description:
+          'For the registry itself, not for people: authenticated by the `X-Regent-Event-Secret` header (the secret named by `registries[].events.secretEnv`), no bearer token. Events are deduplicated by id; push and pull times are kept per digest and per tag. Answers 200 with counts as soon as the envelope is recorded, since a registry retries anything else and holds up its queue meanwhile.',
+        consumes: [EVENTS_MEDIA_TYPE, 'application/json'],
+        params: Type.Object({ registry: Type.String({ minLength: 1, maxLength: 63 }) }),
+        headers: Type.Object({
+          [EVENT_SECRET_HEADER]: Type.Optional(
+            Type.String({ description: 'The registry’s event secret (required; 401 without it)' }),
+          ),
+        }),
+        body: EventEnvelopeSchema,
+        response: { 200: Type.Ref('RegistryEventCounts'), ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) => service.ingest(request.params.registry, request.body.events),
+  )
+}
