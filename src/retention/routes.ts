@@ -133,6 +133,10 @@ export const retentionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         body: Type.Optional(RunRequestSchema),
         response: { 202: Type.Ref('RetentionRun'), ...errorResponses(400, 401, 403, 404) },
       },
+      // A bot may POST without a body: that is a plain run.
+      preValidation: async (request) => {
+        request.body ??= {}
+      },
     },
     async (request, reply) => {
       const run = await app.retention.requestRun(

@@ -86,10 +86,10 @@ export interface ArtifactVerdict {
   fact: string
 }
 
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
-const DURATION = /^(\d{1,6})([mhdw])$/
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+const DURATION = /^(\d{1,6})([smhdw])$/
 
-/** `30m`, `12h`, `14d`, `2w` → milliseconds; undefined when malformed. */
+/** `45s`, `30m`, `12h`, `14d`, `2w` → milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
   const match = DURATION.exec(text)
   if (!match) return undefined
@@ -120,7 +120,7 @@ export function ruleSetProblems(set: RuleSet): string[] {
         value.age !== undefined &&
         parseDuration(value.age) === undefined
       )
-        problems.push(`${at}: age ${value.age} is not a duration like 30m, 12h, 14d or 2w`)
+        problems.push(`${at}: age ${value.age} is not a duration like 45s, 30m, 12h, 14d or 2w`)
     }
   })
   return problems
@@ -181,7 +181,8 @@ function age(ms: number): string {
   const abs = Math.max(0, ms)
   if (abs >= UNIT_MS.d!) return `${Math.floor(abs / UNIT_MS.d!)}d`
   if (abs >= UNIT_MS.h!) return `${Math.floor(abs / UNIT_MS.h!)}h`
-  return `${Math.floor(abs / UNIT_MS.m!)}m`
+  if (abs >= UNIT_MS.m!) return `${Math.floor(abs / UNIT_MS.m!)}m`
+  return `${Math.floor(abs / UNIT_MS.s!)}s`
 }
 
 /** Newest first by the basis; ties broken by digest so the order never depends on input order. */

@@ -9,7 +9,10 @@ const TimeBasis = Type.Union([Type.Literal('push'), Type.Literal('created'), Typ
   description:
     '`push` (registry events, else when Regent first saw the tag), `created` (image config), `pull` (events)',
 })
-const Age = Type.String({ pattern: '^\\d{1,6}[mhdw]$', description: 'A duration: `30m`, `12h`, `14d`, `2w`' })
+const Age = Type.String({
+  pattern: '^\\d{1,6}[smhdw]$',
+  description: 'A duration: `45s`, `30m`, `12h`, `14d`, `2w`',
+})
 const Count = Type.Integer({ minimum: 0, maximum: 100000 })
 const Patterns = Type.Array(Type.String({ minLength: 1, maxLength: 1000 }), { maxItems: 50 })
 
@@ -29,27 +32,25 @@ export const SelectionSchema = Type.Object(
   { additionalProperties: false },
 )
 
-const Always = Type.Object({ always: Type.Literal(true) }, { additionalProperties: false })
+// Condition branches stay open (no additionalProperties: false): Fastify's Ajv removes additional
+// properties while it tries each anyOf branch, which would strip the branch that matches later.
+// Exactly one key each instead.
+const one = { minProperties: 1, maxProperties: 1 }
+const Always = Type.Object({ always: Type.Literal(true) }, one)
 const KeepSchema = Type.Union([
   Always,
   Type.Object(
     { mostRecent: Type.Object({ count: Count, by: TimeBasis }, { additionalProperties: false }) },
-    { additionalProperties: false },
+    one,
   ),
-  Type.Object(
-    { within: Type.Object({ age: Age, by: TimeBasis }, { additionalProperties: false }) },
-    { additionalProperties: false },
-  ),
+  Type.Object({ within: Type.Object({ age: Age, by: TimeBasis }, { additionalProperties: false }) }, one),
 ])
 const ExpireSchema = Type.Union([
   Always,
-  Type.Object(
-    { olderThan: Type.Object({ age: Age, by: TimeBasis }, { additionalProperties: false }) },
-    { additionalProperties: false },
-  ),
+  Type.Object({ olderThan: Type.Object({ age: Age, by: TimeBasis }, { additionalProperties: false }) }, one),
   Type.Object(
     { beyondCount: Type.Object({ count: Count, by: TimeBasis }, { additionalProperties: false }) },
-    { additionalProperties: false },
+    one,
   ),
 ])
 
