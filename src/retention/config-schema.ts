@@ -30,7 +30,7 @@ export const RetentionConfigSchema = Type.Object(
       minimum: 1,
       maximum: 64,
       default: 4,
-      description: 'Repositories (and manifests within one) evaluated at once',
+      description: 'Repositories evaluated at once (calls within one follow `browse.concurrency`)',
     }),
     maxAttempts: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Attempts of a run job' }),
   },

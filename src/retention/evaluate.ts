@@ -29,6 +29,8 @@ export interface Evaluation {
 
 export interface EvaluateDeps extends Omit<FactsContext, 'needsCreated'> {
   registries: RegistrySet
+  /** Repositories evaluated at once (`retention.concurrency`). */
+  concurrency: number
 }
 
 export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): Promise<Evaluation> {

@@ -40,7 +40,8 @@ export interface FactsContext {
   now: Date
   /** Fetch image configs for `created`: only when a rule judges by it. */
   needsCreated: boolean
-  concurrency: number
+  /** Registry calls in flight within one repository (`browse.concurrency`). */
+  fanOut: number
 }
 
 export interface RepositoryFacts {
@@ -84,10 +85,10 @@ export async function gatherRepository(
     }
   }
 
-  await mapLimit([...tagsByDigest.keys()], ctx.concurrency, manifestOf)
+  await mapLimit([...tagsByDigest.keys()], ctx.fanOut, manifestOf)
   // Untagged manifests are known only from push events: the registry API cannot list them.
   const untagged = [...activity.digests.keys()].filter((d) => !tagsByDigest.has(d))
-  await mapLimit(untagged, ctx.concurrency, manifestOf)
+  await mapLimit(untagged, ctx.fanOut, manifestOf)
 
   // Children of an index go with their index: never judged alone as "untagged garbage".
   const childOfIndex = new Set<string>()
@@ -99,7 +100,7 @@ export async function gatherRepository(
   ]
 
   const blobs = new Map<string, Map<string, number>>()
-  const artifacts = await mapLimit(candidates, ctx.concurrency, async (digest): Promise<ArtifactFacts> => {
+  const artifacts = await mapLimit(candidates, ctx.fanOut, async (digest): Promise<ArtifactFacts> => {
     const manifest = manifests.get(digest)
     const tags = (tagsByDigest.get(digest) ?? []).sort()
     const children = manifest?.kind === 'index' ? manifest.manifests.map((c) => c.digest) : []

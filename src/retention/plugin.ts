@@ -26,7 +26,7 @@ export default fp<RetentionPluginOptions>(
       app.browse,
       app.deletions,
       config.governance,
-      config.retention,
+      { ...config.retention, fanOut: config.browse.concurrency },
       {
         repositoryActivity: (registry, repository) => repositoryActivity(app.db, registry, repository),
         recordSightings: (registry, repository, tags) => recordSightings(app.db, registry, repository, tags),

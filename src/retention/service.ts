@@ -137,7 +137,7 @@ export class RetentionService {
     private readonly browse: BrowseService,
     private readonly deletions: DeletionService,
     private readonly governance: GovernanceConfig,
-    private readonly config: RetentionConfig,
+    private readonly config: RetentionConfig & { fanOut: number },
     private readonly activity: ActivitySource,
     /** Outbound notifications (policy.proposed, policy.warning), inside the caller's transaction. */
     private readonly notifier?: RetentionNotifier,
@@ -486,6 +486,7 @@ export class RetentionService {
         holds: await activeHolds(this.pool),
         now: new Date(),
         concurrency: this.config.concurrency,
+        fanOut: this.config.fanOut,
       },
       policy,
     )
