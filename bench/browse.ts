@@ -2,11 +2,10 @@ import { Pool } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { MANIFEST_ACCEPT, RegistryClient } from '../src/oci/index.js'
-import { mapLimit } from '../src/registries/map-limit.js'
 import { signToken } from '../test/helper.js'
 import { inParallel, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig } from '../test/helpers/registry.js'
-import { log, runBench, timed } from './support.js'
+import { headEveryTag, log, runBench, timed } from './support.js'
 
 /**
  * bench/browse: every tag of 50 repositories × 40 tags with its details, through Regent's
@@ -73,35 +72,20 @@ runBench(async ({ db, registry }) => {
   }
 
   const direct = new Pool(registry.url, { connections: CONCURRENCY })
-  const straight = async () => {
-    let tags = 0
-    for (const repository of repos) {
-      const list = await direct.request({ method: 'GET', path: `/v2/${repository}/tags/list?n=1000` })
-      const { tags: names } = (await list.body.json()) as { tags: string[] }
-      await mapLimit(names, CONCURRENCY, async (tag) => {
-        const head = await direct.request({
-          method: 'HEAD',
-          path: `/v2/${repository}/manifests/${tag}`,
-          headers: { accept: MANIFEST_ACCEPT },
-        })
-        await head.body.dump()
-        const digest = head.headers['docker-content-digest'] as string
-        const manifestRes = await direct.request({
-          method: 'GET',
-          path: `/v2/${repository}/manifests/${digest}`,
-          headers: { accept: MANIFEST_ACCEPT },
-        })
-        const manifest = (await manifestRes.body.json()) as { config: { digest: string } }
-        const configRes = await direct.request({
-          method: 'GET',
-          path: `/v2/${repository}/blobs/${manifest.config.digest}`,
-        })
-        await configRes.body.json()
-        tags++
+  const straight = () =>
+    headEveryTag(direct, repos, CONCURRENCY, async (repository, digest) => {
+      const manifestRes = await direct.request({
+        method: 'GET',
+        path: `/v2/${repository}/manifests/${digest}`,
+        headers: { accept: MANIFEST_ACCEPT },
       })
-    }
-    return tags
-  }
+      const manifest = (await manifestRes.body.json()) as { config: { digest: string } }
+      const configRes = await direct.request({
+        method: 'GET',
+        path: `/v2/${repository}/blobs/${manifest.config.digest}`,
+      })
+      await configRes.body.json()
+    })
 
   const directRun = await timed(straight)
   // A TTL longer than one pass: "warm" means every answer is fresh in the caches.

@@ -1,11 +1,10 @@
 import { Pool } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { MANIFEST_ACCEPT, RegistryClient } from '../src/oci/index.js'
-import { mapLimit } from '../src/registries/map-limit.js'
+import { RegistryClient } from '../src/oci/index.js'
 import { inParallel, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig } from '../test/helpers/registry.js'
-import { log, runBench, timed } from './support.js'
+import { headEveryTag, log, runBench, timed } from './support.js'
 
 /**
  * bench/retention: one policy evaluated over 100 repositories × 200 tags (each tag its own
@@ -75,23 +74,7 @@ runBench(async ({ db, registry }) => {
   }
 
   const direct = new Pool(registry.url, { connections: CONCURRENCY })
-  const straight = async () => {
-    let tags = 0
-    for (const repository of repos) {
-      const list = await direct.request({ method: 'GET', path: `/v2/${repository}/tags/list?n=1000` })
-      const { tags: names } = (await list.body.json()) as { tags: string[] }
-      await mapLimit(names, CONCURRENCY, async (tag) => {
-        const head = await direct.request({
-          method: 'HEAD',
-          path: `/v2/${repository}/manifests/${tag}`,
-          headers: { accept: MANIFEST_ACCEPT },
-        })
-        await head.body.dump()
-        tags++
-      })
-    }
-    return tags
-  }
+  const straight = () => headEveryTag(direct, repos, CONCURRENCY)
 
   const directRun = await timed(straight)
   const { first: cold, second: warm } = await evaluate()

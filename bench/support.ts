@@ -2,8 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
+import type { Pool } from 'undici'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { migrate } from '../src/db/migrate.js'
+import { MANIFEST_ACCEPT } from '../src/oci/index.js'
+import { mapLimit } from '../src/registries/map-limit.js'
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js'
 
 /**
@@ -69,4 +72,33 @@ export function runBench(
     process.stderr.write(`${err.stack}\n`)
     process.exitCode = 1
   })
+}
+
+/**
+ * The registry's own floor for "what tags are there, and what do they point at": per repository
+ * one tags/list, then a HEAD per tag with `concurrency` in flight; `perTag` adds what else a
+ * benchmark fetches per tag. Returns how many tags it saw.
+ */
+export async function headEveryTag(
+  direct: Pool,
+  repositories: string[],
+  concurrency: number,
+  perTag: (repository: string, digest: string) => Promise<void> = async () => {},
+): Promise<number> {
+  let tags = 0
+  for (const repository of repositories) {
+    const list = await direct.request({ method: 'GET', path: `/v2/${repository}/tags/list?n=1000` })
+    const { tags: names } = (await list.body.json()) as { tags: string[] }
+    await mapLimit(names, concurrency, async (tag) => {
+      const head = await direct.request({
+        method: 'HEAD',
+        path: `/v2/${repository}/manifests/${tag}`,
+        headers: { accept: MANIFEST_ACCEPT },
+      })
+      await head.body.dump()
+      await perTag(repository, head.headers['docker-content-digest'] as string)
+      tags++
+    })
+  }
+  return tags
 }

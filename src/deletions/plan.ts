@@ -13,7 +13,7 @@ import {
   requiredApprovals,
 } from '../governance/index.js'
 import { assertRepository, isDigest, type Manifest, manifestKindOf, parseReference } from '../oci/index.js'
-import type { BrowseService } from '../registries/browse-service.js'
+import { type BrowseService, groupTagsByDigest } from '../registries/browse-service.js'
 import type { TagHead } from '../registries/content-cache.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 
@@ -280,10 +280,7 @@ async function loadRepository(
   repository: string,
 ): Promise<RepositoryState> {
   const tags = await ctx.browse.snapshotTags(registry, repository)
-  const tagsByDigest = new Map<string, string[]>()
-  for (const [tag, head] of tags)
-    tagsByDigest.set(head.digest, [...(tagsByDigest.get(head.digest) ?? []), tag])
-  return { tags, tagsByDigest, manifests: new Map() }
+  return { tags, tagsByDigest: groupTagsByDigest(tags), manifests: new Map() }
 }
 
 async function manifestFor(

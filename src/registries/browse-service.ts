@@ -364,6 +364,13 @@ export class BrowseService {
   }
 }
 
+/** The tags pointing at each digest, in the order of `heads`. */
+export function groupTagsByDigest(heads: Map<string, TagHead>): Map<string, string[]> {
+  const byDigest = new Map<string, string[]>()
+  for (const [tag, head] of heads) byDigest.set(head.digest, [...(byDigest.get(head.digest) ?? []), tag])
+  return byDigest
+}
+
 /** Browsing needs any role: an authenticated caller without one has been given nothing. */
 function requireBrowse(principal: Principal): void {
   if (principal.roles.length === 0) throw new errors.FORBIDDEN('browsing needs at least the viewer role')

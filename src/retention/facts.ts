@@ -1,8 +1,9 @@
 import type { GovernanceConfig, LegalHold } from '../governance/index.js'
 import { protectionVerdict } from '../governance/index.js'
 import type { Manifest } from '../oci/index.js'
-import type { BrowseService } from '../registries/browse-service.js'
+import { type BrowseService, groupTagsByDigest } from '../registries/browse-service.js'
 import { mapLimit } from '../registries/map-limit.js'
+import type { ActivityTimes, RepositoryActivity } from '../registry-events/index.js'
 import type { ArtifactFacts } from './rules.js'
 
 /**
@@ -10,17 +11,6 @@ import type { ArtifactFacts } from './rules.js'
  * manifests registry events told us about, their push, pull and created times (saying where each
  * came from), and which tags protections and legal holds shield. Nothing here decides anything.
  */
-
-export interface ActivityTimes {
-  firstPushAt: Date | null
-  lastPushAt: Date | null
-  lastPullAt: Date | null
-}
-
-export interface RepositoryActivity {
-  digests: Map<string, ActivityTimes>
-  tags: Map<string, ActivityTimes & { digest: string | null }>
-}
 
 /** Registry events and tag sightings, as src/registry-events provides them. */
 export interface ActivitySource {
