@@ -5,6 +5,7 @@ import type pg from 'pg'
 import { auditRoutes } from './audit/routes.js'
 import authPlugin from './auth/plugin.js'
 import { authRoutes } from './auth/routes.js'
+import { slackRoutes } from './chatops/routes.js'
 import type { Config } from './config.js'
 import dbPlugin from './db/plugin.js'
 import {
@@ -160,6 +161,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(auditRoutes)
   await app.register(jobRoutes)
   await app.register(gcRoutes)
+  await app.register(slackRoutes, { config })
   await app.register(graphql, {
     config,
     modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app), gcGraphql(() => app.gc)],

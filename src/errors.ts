@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { chatopsErrors } from './chatops/errors.js'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
 import { ociErrors } from './oci/errors.js'
@@ -72,6 +73,7 @@ export const errors = {
   ...ociErrors,
   ...jobErrors,
   ...gcErrors,
+  ...chatopsErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`
