@@ -7,24 +7,28 @@ import { ROLES } from '../auth/principal.js'
  * can widen them.
  */
 
-export const SlackUserSchema = Type.Object(
-  {
-    slackUserId: Type.Optional(
-      Type.String({ pattern: '^[UW][A-Z0-9]{2,40}$', description: 'Slack member id, e.g. `U024BE7LH`' }),
-    ),
-    email: Type.Optional(
-      Type.String({
-        minLength: 3,
-        maxLength: 320,
-        pattern: '^[^@\\s]+@[^@\\s]+$',
-        description: 'Matched against the Slack profile e-mail (needs `chatops.slack.botToken`)',
-      }),
-    ),
-    subject: Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\w.@:+-]+$' }),
-    teams: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
-    roles: Type.Array(Type.Union(ROLES.map((role) => Type.Literal(role))), { default: [] }),
-  },
-  { additionalProperties: false },
+export const SlackUserSchema = Type.Refine(
+  Type.Object(
+    {
+      slackUserId: Type.Optional(
+        Type.String({ pattern: '^[UW][A-Z0-9]{2,40}$', description: 'Slack member id, e.g. `U024BE7LH`' }),
+      ),
+      email: Type.Optional(
+        Type.String({
+          minLength: 3,
+          maxLength: 320,
+          pattern: '^[^@\\s]+@[^@\\s]+$',
+          description: 'Matched against the Slack profile e-mail (needs `chatops.slack.botToken`)',
+        }),
+      ),
+      subject: Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\w.@:+-]+$' }),
+      teams: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+      roles: Type.Array(Type.Union(ROLES.map((role) => Type.Literal(role))), { default: [] }),
+    },
+    { additionalProperties: false },
+  ),
+  (user) => user.slackUserId !== undefined || user.email !== undefined,
+  () => 'needs slackUserId or email',
 )
 
 export const SlackConfigSchema = Type.Object(

@@ -156,3 +156,36 @@ t.test('the urlencoded parser stays inside the chatops routes', async (t) => {
   })
   t.equal(res.statusCode, 415)
 })
+
+t.test('a Slack user mapped by e-mail is found through users.info with the bot token', async (t) => {
+  const slackApi = await startCaptureServer((req) =>
+    req.url.includes('user=U0EVE')
+      ? { body: JSON.stringify({ ok: true, user: { id: 'U0EVE', profile: { email: 'Eve@Example.com' } } }) }
+      : { body: JSON.stringify({ ok: false, error: 'user_not_found' }) },
+  )
+  t.teardown(slackApi.stop)
+  const app = await build(t, {
+    config: {
+      chatops: slackConfig(slackApi.url, {
+        botToken: 'xoxb-test-bot-token',
+        apiUrl: slackApi.url,
+        users: [{ email: 'eve@example.com', subject: 'eve', teams: ['payments'], roles: ['viewer'] }],
+      }),
+    },
+  })
+  const first = await command(app, 'U0EVE', 'help')
+  t.match(first.json().text, /Regent commands/)
+  await command(app, 'U0EVE', 'help')
+  const lookups = slackApi.requests.filter((r) => r.url.startsWith('/users.info'))
+  t.equal(lookups.length, 1, 'the answer is cached')
+  t.equal(lookups[0]!.headers.authorization, 'Bearer xoxb-test-bot-token')
+  const stranger = await command(app, 'U0MALLORY', 'help')
+  t.match(stranger.json().text, /not linked/)
+  const events = await auditEvents(app)
+  t.equal(events.filter((e) => e.action === 'chatops.slack.command' && e.actorSubject === 'eve').length, 2)
+  t.match(
+    events.filter((e) => e.action === 'chatops.slack.unmapped_user'),
+    [{ actorSubject: 'slack:U0MALLORY' }],
+  )
+  t.notMatch(JSON.stringify(events), /xoxb-test-bot-token/, 'the bot token is never audited')
+})
