@@ -50,6 +50,7 @@ const InteractionFormSchema = Type.Object(
 
 const slackRoute = {
   tags: ['chatops'],
+  security: [{ slackSignature: [] }],
   consumes: ['application/x-www-form-urlencoded'],
   headers: SlackHeadersSchema,
 }
