@@ -67,6 +67,8 @@ export const LOG_REDACT = [
   '*.token',
   '*.access_token',
   '*.refresh_token',
+  '*.signingSecret',
+  '*.botToken',
 ]
 
 /**

@@ -33,7 +33,10 @@ const SlackHeadersSchema = Type.Object({
 
 const CommandFormSchema = Type.Object(
   {
-    user_id: Type.String({ minLength: 1, maxLength: 64 }),
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    ssl_check: Type.Optional(
+      Type.String({ description: 'Slack checking the certificate: answered with an empty 200' }),
+    ),
     team_id: Type.Optional(Type.String()),
     channel_id: Type.Optional(Type.String()),
     command: Type.Optional(Type.String()),
@@ -129,7 +132,13 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
         response: { 200: Type.Ref('SlackMessage'), ...errorResponses(400, 401, 404, 415) },
       },
     },
-    async (request) => service!.command(requestContext(request), request.body),
+    async (request) => {
+      const { user_id: userId, ...form } = request.body
+      // Slack sends ssl_check=1 (and no user) while it checks the certificate of a command URL.
+      if (form.ssl_check === '1') return { text: '' }
+      if (!userId) throw new errors.VALIDATION('user_id is missing')
+      return service!.command(requestContext(request), { ...form, user_id: userId })
+    },
   )
 
   app.post(

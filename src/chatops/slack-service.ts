@@ -283,15 +283,14 @@ export class SlackChatops {
     return this.http.postResponse(responseUrl, message)
   }
 
-  /** A refusal or failure as a chat answer: 4xx messages as they are, 5xx without internals. */
+  /**
+   * A refusal or failure as a chat answer, like the REST error handler: catalogued errors by code
+   * and message (their messages are built from safe parts), anything else without internals.
+   */
   private failure(err: unknown, context: RequestContext): SlackMessage {
     const e = err as { code?: string; statusCode?: number; message?: string }
-    const status = e.statusCode ?? 500
-    if (isRegentCode(e.code) && e.code !== 'REGENT_INTERNAL' && (status < 500 || e.message)) {
-      if (status >= 500) this.log.error({ err }, 'slack command failed')
-      return errorMessage(e.code, e.message ?? e.code)
-    }
-    this.log.error({ err }, 'slack command failed')
+    if ((e.statusCode ?? 500) >= 500) this.log.error({ err }, 'slack command failed')
+    if (isRegentCode(e.code) && e.code !== 'REGENT_INTERNAL') return errorMessage(e.code, e.message ?? e.code)
     return errorMessage(
       'REGENT_INTERNAL',
       `Regent could not do that (request ${context.requestId}); the error is logged.`,

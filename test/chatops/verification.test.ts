@@ -189,3 +189,15 @@ t.test('a Slack user mapped by e-mail is found through users.info with the bot t
   )
   t.notMatch(JSON.stringify(events), /xoxb-test-bot-token/, 'the bot token is never audited')
 })
+
+t.test('Slack checking the certificate gets an empty 200, and only when signed', async (t) => {
+  const { app } = await setup(t)
+  const check = await send(app, 'commands', signed({ ssl_check: '1', token: 'legacy' }))
+  t.equal(check.statusCode, 200)
+  t.same(check.json(), { text: '' })
+  const forged = await send(app, 'commands', signed({ ssl_check: '1' }, { secret: 'another-secret' }))
+  t.equal(forged.statusCode, 401)
+  const noUser = await send(app, 'commands', signed({ text: 'help' }))
+  t.equal(noUser.statusCode, 400)
+  t.equal(noUser.json().error.code, 'REGENT_VALIDATION')
+})
