@@ -189,7 +189,7 @@ export class SlackChatops {
       )
     const delivered = work.then((message) => this.deliver(responseUrl, message))
     this.track(delivered)
-    await Promise.race([delivered, sleep(this.config.replyBudgetMs)])
+    await withinMs(delivered, this.config.replyBudgetMs)
   }
 
   /** Waits for deferred answers still being worked on (at close). */
@@ -266,7 +266,7 @@ export class SlackChatops {
         this.log.warn('slack response_url not in chatops.slack.responseUrlOrigins; answering in line')
       return work
     }
-    const inTime = await Promise.race([work, sleep(this.config.replyBudgetMs).then(() => undefined)])
+    const inTime = await withinMs(work, this.config.replyBudgetMs)
     if (inTime) return inTime
     this.track(work.then((message) => this.deliver(responseUrl, { ...message, replace_original: false })))
     return workingMessage(what)
@@ -325,6 +325,19 @@ export class SlackChatops {
 
   private async audit(input: AuditInput): Promise<void> {
     await withTransaction(this.pool, (client) => appendAuditEvent(client, input))
+  }
+}
+
+/** The promise's value if it settles within `ms`, else undefined; the timer never outlives it. */
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  const timer = new AbortController()
+  try {
+    return await Promise.race([
+      promise,
+      sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined),
+    ])
+  } finally {
+    timer.abort()
   }
 }
 
