@@ -183,7 +183,7 @@ export class SlackChatops {
     const work = this.deletions
       .decide(principal, context, bound.id, { decision, planHash: bound.planHash })
       .then(
-        // The decision replaces the message for everyone: the buttons go once nobody needs them.
+        // The decision replaces the message for everyone; the buttons stay only while approvals are missing.
         (view): SlackMessage => ({ ...deletionMessage(view, 'in_channel'), replace_original: true }),
         (err: unknown): SlackMessage => ({ ...this.failure(err, context), replace_original: false }),
       )
