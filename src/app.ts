@@ -5,6 +5,7 @@ import type pg from 'pg'
 import { auditRoutes } from './audit/routes.js'
 import authPlugin from './auth/plugin.js'
 import { authRoutes } from './auth/routes.js'
+import { slackRoutes } from './chatops/routes.js'
 import type { Config } from './config.js'
 import dbPlugin from './db/plugin.js'
 import {
@@ -74,6 +75,8 @@ export const LOG_REDACT = [
   '*.token',
   '*.access_token',
   '*.refresh_token',
+  '*.signingSecret',
+  '*.botToken',
 ]
 
 /**
@@ -181,6 +184,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     registries: config.registries,
     ...(overrides.env ? { env: overrides.env } : {}),
   })
+  await app.register(slackRoutes, { config })
   await app.register(graphql, {
     config,
     modules: [

@@ -4,6 +4,7 @@ import { type Static, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { AuthConfigSchema } from './auth/config-schema.js'
+import { ChatopsConfigSchema } from './chatops/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
 import { JobsConfigSchema } from './jobs/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
@@ -103,6 +104,7 @@ export const ConfigSchema = Type.Object(
     jobs: JobsConfigSchema,
     deletions: DeletionsSchema,
     retention: RetentionConfigSchema,
+    chatops: ChatopsConfigSchema,
   },
   { additionalProperties: false },
 )
@@ -120,6 +122,8 @@ export const ENV_VARS = {
   REGENT_TRUST_PROXY: 'trustProxy',
   REGENT_JWT_SECRET: 'auth.jwtSecret',
   REGENT_WORKER: 'worker',
+  REGENT_SLACK_SIGNING_SECRET: 'chatops.slack.signingSecret',
+  REGENT_SLACK_BOT_TOKEN: 'chatops.slack.botToken',
 } as const satisfies Record<string, string>
 
 /** Read by loadConfig itself rather than mapped onto a key. */

@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { chatopsErrors } from './chatops/errors.js'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
 import { ociErrors } from './oci/errors.js'
@@ -76,6 +77,7 @@ export const errors = {
   ...gcErrors,
   ...retentionErrors,
   ...registryEventErrors,
+  ...chatopsErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`

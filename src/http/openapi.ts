@@ -22,6 +22,12 @@ export default fp(
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            slackSignature: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'X-Slack-Signature',
+              description: 'Slack request signing (v0 HMAC-SHA256 with X-Slack-Request-Timestamp)',
+            },
           },
         },
       },
