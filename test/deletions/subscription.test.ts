@@ -1,8 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import WebSocket from 'ws'
 import { RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, build, createTestDatabase } from '../helper.js'
 import { pushImage } from '../helpers/fixtures.js'
+import { subscribeGraphql } from '../helpers/graphql-ws.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
 import { fastJobs, governance, paula, requestDeletion } from './support.js'
 
@@ -28,47 +30,25 @@ t.test('deletionUpdated streams a request from queued to succeeded, progress inc
     verb: 'delete-manifest',
     targets: ['s1', 's2', 's3'].map((tag) => ({ repository: 'payments/api', tag })),
   })
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws', {
-    headers: { authorization: paula.authorization! },
+  let worker: Promise<unknown> = Promise.resolve()
+  const result = await subscribeGraphql({
+    port,
+    authorization: paula.authorization!,
+    query:
+      'subscription ($id: ID!) { deletionUpdated(id: $id) { state progress { total deleted pending } } }',
+    variables: { id: request.id },
+    // The worker starts only once the subscription is in place.
+    onSubscribed: () => {
+      worker = sleep(300).then(() => build(t, { databaseUrl, config: { ...config, worker: true } }))
+    },
+    until: (data) => (data.deletionUpdated as Update).state === 'succeeded',
   })
-  const updates: Update[] = []
-  const finished = new Promise<void>((resolve, reject) => {
-    ws.on('message', (data) => {
-      const message = JSON.parse(String(data))
-      if (message.type === 'connection_ack') {
-        ws.send(
-          JSON.stringify({
-            id: '1',
-            type: 'subscribe',
-            payload: {
-              query:
-                'subscription ($id: ID!) { deletionUpdated(id: $id) { state progress { total deleted pending } } }',
-              variables: { id: request.id },
-            },
-          }),
-        )
-        // The worker starts only once the subscription is in place.
-        setTimeout(() => build(t, { databaseUrl, config: { ...config, worker: true } }).catch(reject), 300)
-      }
-      if (message.type === 'next') {
-        const update = message.payload.data.deletionUpdated as Update
-        updates.push(update)
-        if (update.state === 'succeeded') resolve()
-      }
-      if (message.type === 'error') reject(new Error(JSON.stringify(message.payload)))
-    })
-    ws.on('error', reject)
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })))
-  })
-  await Promise.race([
-    finished,
-    new Promise((_, reject) => setTimeout(() => reject(new Error('no final update')), 20_000)),
-  ])
+  await worker
+  const updates = result.updates.map((data) => data.deletionUpdated as Update)
   const deletedCounts = updates.map((u) => u.progress.deleted)
   t.ok(updates.length >= 2, `several updates arrived (${updates.length})`)
   t.same([...deletedCounts].sort(), deletedCounts, 'progress only grows')
   t.same(updates.at(-1), { state: 'succeeded', progress: { total: 3, deleted: 3, pending: 0 } })
-  ws.terminate()
 })
 
 t.test('a subscription needs a token, and a request the caller may not see is refused', async (t) => {
@@ -90,26 +70,10 @@ t.test('a subscription needs a token, and a request the caller may not see is re
   t.equal(refused, 401, 'the upgrade is refused without a token')
 
   const stranger = authHeaders({ sub: 'x', groups: ['other'], roles: ['viewer'] })
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws', {
-    headers: { authorization: stranger.authorization! },
+  const answer = await subscribeGraphql({
+    port,
+    authorization: stranger.authorization!,
+    query: 'subscription { deletionUpdated(id: "00000000-0000-0000-0000-000000000000") { state } }',
   })
-  const answer = await new Promise<{ type: string; payload: unknown }>((resolve) => {
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })))
-    ws.on('message', (data) => {
-      const message = JSON.parse(String(data))
-      if (message.type === 'connection_ack') {
-        ws.send(
-          JSON.stringify({
-            id: '1',
-            type: 'subscribe',
-            payload: {
-              query: 'subscription { deletionUpdated(id: "00000000-0000-0000-0000-000000000000") { state } }',
-            },
-          }),
-        )
-      } else resolve(message)
-    })
-  })
-  ws.terminate()
-  t.match(JSON.stringify(answer.payload), /REGENT_DELETION_NOT_FOUND|not found/)
+  t.match(JSON.stringify(answer.error), /REGENT_DELETION_NOT_FOUND|not found/)
 })

@@ -1,9 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
-import WebSocket from 'ws'
 import { buildApp } from '../../src/app.js'
 import { RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, build, createTestDatabase, testConfig } from '../helper.js'
+import { subscribeGraphql } from '../helpers/graphql-ws.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
 import {
   admin,
@@ -189,40 +190,24 @@ t.test('gcRunUpdated streams a run from another replica’s worker until it ends
   await pushLayered(client, 'payments/api', 'one', [randomLayer()])
   const run = (await requestGc(api, { dryRun: true })).json()
 
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws', {
-    headers: { authorization: paula.authorization! },
+  let worker: Promise<unknown> = Promise.resolve()
+  const result = await subscribeGraphql({
+    port,
+    authorization: paula.authorization!,
+    query: 'subscription ($id: ID!) { gcRunUpdated(id: $id) { state steps { name } } }',
+    variables: { id: run.id },
+    // The worker replica starts once the subscription is in place.
+    onSubscribed: () => {
+      worker = sleep(300).then(() =>
+        build(t, { databaseUrl, config: gcAppConfig(registry.url, gc, { worker: true }) }),
+      )
+    },
+    until: (data) => ['succeeded', 'failed'].includes((data.gcRunUpdated as { state: string }).state),
   })
-  t.teardown(() => ws.terminate())
-  const updates: { state: string; steps: { name: string }[] }[] = []
-  await new Promise<void>((resolve, reject) => {
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })))
-    ws.on('message', (data) => {
-      const message = JSON.parse(String(data))
-      if (message.type === 'connection_ack') {
-        ws.send(
-          JSON.stringify({
-            id: '1',
-            type: 'subscribe',
-            payload: {
-              query: 'subscription ($id: ID!) { gcRunUpdated(id: $id) { state steps { name } } }',
-              variables: { id: run.id },
-            },
-          }),
-        )
-        // The worker replica starts once the subscription is in place.
-        setTimeout(() => {
-          build(t, { databaseUrl, config: gcAppConfig(registry.url, gc, { worker: true }) }).catch(reject)
-        }, 300)
-      }
-      if (message.type === 'next') {
-        const update = message.payload.data.gcRunUpdated
-        updates.push(update)
-        if (update.state === 'succeeded' || update.state === 'failed') resolve()
-      }
-      if (message.type === 'error') reject(new Error(JSON.stringify(message.payload)))
-    })
-    ws.on('error', reject)
-  })
+  await worker
+  const updates = result.updates.map(
+    (data) => data.gcRunUpdated as { state: string; steps: { name: string }[] },
+  )
   t.ok(updates.length >= 2, `several updates arrived (${updates.length})`)
   t.equal(updates[0]!.state, 'running')
   t.same(updates.at(-1), { state: 'succeeded', steps: [{ name: 'dry-run' }] })
