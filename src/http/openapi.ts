@@ -22,6 +22,8 @@ export default fp(
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            // Registries posting notifications cannot get a JWT: they send a per-registry secret.
+            registryEventSecret: { type: 'apiKey', in: 'header', name: 'X-Regent-Event-Secret' },
           },
         },
       },

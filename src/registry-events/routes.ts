@@ -44,16 +44,12 @@ export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesO
       },
       schema: {
         tags: ['registry-events'],
+        security: [{ registryEventSecret: [] }],
         summary: 'Notifications from a registry: manifest pushes and pulls (distribution envelope)',
         description:
           'For the registry itself, not for people: authenticated by the `X-Regent-Event-Secret` header (the secret named by `registries[].events.secretEnv`), no bearer token. Events are deduplicated by id; push and pull times are kept per digest and per tag. Answers 200 with counts as soon as the envelope is recorded, since a registry retries anything else and holds up its queue meanwhile.',
         consumes: [EVENTS_MEDIA_TYPE, 'application/json'],
         params: Type.Object({ registry: Type.String({ minLength: 1, maxLength: 63 }) }),
-        headers: Type.Object({
-          [EVENT_SECRET_HEADER]: Type.Optional(
-            Type.String({ description: 'The registry’s event secret (required; 401 without it)' }),
-          ),
-        }),
         body: EventEnvelopeSchema,
         response: { 200: Type.Ref('RegistryEventCounts'), ...errorResponses(400, 401, 404, 413, 415) },
       },
