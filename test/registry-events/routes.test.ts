@@ -352,3 +352,28 @@ t.test('200 tags: one query each for sightings and activity', async (t) => {
   t.equal(activity.digests.size, 200)
   t.same(activity.tags.get('t199')?.lastPullAt, new Date(Date.UTC(2026, 1, 1, 0, 199)))
 })
+
+t.test('recordSightings answers a tag another transaction sighted first while it waited', async (t) => {
+  const app = await buildEventsApp(t)
+  const other = await app.db.connect()
+  t.teardown(() => other.release())
+  await other.query('BEGIN')
+  await recordSightings(other, 'hub', 'team/app', [{ tag: 'x', digest: 'sha256:first' }])
+  // This call's insert waits for the open transaction's row; its snapshot predates that row.
+  const waiting = recordSightings(app.db, 'hub', 'team/app', [
+    { tag: 'x', digest: 'sha256:second' },
+    { tag: 'y', digest: 'sha256:y' },
+  ])
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await other.query(
+    "UPDATE registry_tag_sightings SET first_seen_at = '2026-01-01T00:00:00Z' WHERE tag = 'x'",
+  )
+  await other.query('COMMIT')
+  const seen = await waiting
+  t.same(seen.get('x'), at('2026-01-01T00:00:00Z'), "the other transaction's first sighting")
+  t.ok(seen.get('y'), 'and its own new tag')
+  const { rows } = await app.db.query(
+    "SELECT digest_at_first_sight FROM registry_tag_sightings WHERE tag = 'x'",
+  )
+  t.same(rows, [{ digest_at_first_sight: 'sha256:first' }])
+})
