@@ -101,6 +101,10 @@ t.test('the same envelope delivered twice is counted as duplicates and changes n
 
   // Three distinct ids remembered: the repeated ones added no rows.
   t.equal((await app.db.query('SELECT 1 FROM registry_event_ids WHERE registry = $1', ['hub'])).rowCount, 3)
+
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, /regent_registry_events_total\{registry="hub",outcome="accepted"\} 3\n/)
+  t.match(metrics, /regent_registry_events_total\{registry="hub",outcome="duplicate"\} 4\n/)
 })
 
 t.test(
