@@ -28,6 +28,8 @@ export default fp(
               name: 'X-Slack-Signature',
               description: 'Slack request signing (v0 HMAC-SHA256 with X-Slack-Request-Timestamp)',
             },
+            // Registries posting notifications cannot get a JWT: they send a per-registry secret.
+            registryEventSecret: { type: 'apiKey', in: 'header', name: 'X-Regent-Event-Secret' },
           },
         },
       },

@@ -56,7 +56,8 @@ export async function recordSightings(
   // One row per tag (the first given wins, as it would across calls).
   const byTag = new Map<string, { tag: string; digest: string }>()
   for (const t of tags) if (!byTag.has(t.tag)) byTag.set(t.tag, t)
-  const given = [...byTag.values()]
+  // In tag order, so concurrent callers inside transactions insert in the same order (no deadlock).
+  const given = [...byTag.values()].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0))
   for (const row of await upsertSightings(db, registry, repository, given))
     seen.set(row.tag, row.first_seen_at)
   if (seen.size < given.length) {

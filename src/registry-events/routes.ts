@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Counter } from 'prom-client'
 import { Type } from 'typebox'
 import { errorResponses } from '../http/error-schema.js'
 import type { RegistryConfig } from '../registries/config-schema.js'
@@ -26,6 +27,14 @@ export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesO
     secrets: resolveEventSecrets(registries, env ?? process.env),
     log: app.log,
   })
+  // Per registry (a label bounded by the config): shows whether a registry still sends, and how
+  // much of it Regent ignores. Refused envelopes show in regent_http_requests_total as 401s.
+  const taken = new Counter({
+    name: 'regent_registry_events_total',
+    help: 'Registry notification events received, by registry and outcome (accepted, duplicate, ignored)',
+    labelNames: ['registry', 'outcome'] as const,
+    registers: [app.metrics],
+  })
   app.addSchema(EventCountsSchema)
   // distribution sends its own media type; this plugin is encapsulated, so the parser is ours only.
   app.addContentTypeParser(
@@ -44,20 +53,23 @@ export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesO
       },
       schema: {
         tags: ['registry-events'],
+        security: [{ registryEventSecret: [] }],
         summary: 'Notifications from a registry: manifest pushes and pulls (distribution envelope)',
         description:
           'For the registry itself, not for people: authenticated by the `X-Regent-Event-Secret` header (the secret named by `registries[].events.secretEnv`), no bearer token. Events are deduplicated by id; push and pull times are kept per digest and per tag. Answers 200 with counts as soon as the envelope is recorded, since a registry retries anything else and holds up its queue meanwhile.',
         consumes: [EVENTS_MEDIA_TYPE, 'application/json'],
         params: Type.Object({ registry: Type.String({ minLength: 1, maxLength: 63 }) }),
-        headers: Type.Object({
-          [EVENT_SECRET_HEADER]: Type.Optional(
-            Type.String({ description: 'The registry’s event secret (required; 401 without it)' }),
-          ),
-        }),
         body: EventEnvelopeSchema,
         response: { 200: Type.Ref('RegistryEventCounts'), ...errorResponses(400, 401, 404, 413, 415) },
       },
     },
-    async (request) => service.ingest(request.params.registry, request.body.events),
+    async (request) => {
+      const { registry } = request.params
+      const counts = await service.ingest(registry, request.body.events)
+      taken.inc({ registry, outcome: 'accepted' }, counts.accepted)
+      taken.inc({ registry, outcome: 'duplicate' }, counts.duplicates)
+      taken.inc({ registry, outcome: 'ignored' }, counts.ignored)
+      return counts
+    },
   )
 }

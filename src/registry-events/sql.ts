@@ -47,7 +47,8 @@ function columns(events: ActivityEvent[]) {
 }
 
 // The events are grouped per row first: one INSERT … ON CONFLICT DO UPDATE may not touch a row
-// twice. LEAST and GREATEST skip NULLs, so a pull never erases a push time and vice versa, and an
+// twice. Rows are written in key order so that concurrent envelopes (several registry replicas)
+// lock them in the same order and cannot deadlock. LEAST and GREATEST skip NULLs, so a pull never erases a push time and vice versa, and an
 // older event arriving late never moves a time backwards.
 const EVENTS = `events AS (
   SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
@@ -67,6 +68,7 @@ export async function upsertDigestActivity(db: Queryable, registry: string, even
             max(at) FILTER (WHERE action = 'pull')
      FROM events
      GROUP BY repository, digest
+     ORDER BY repository, digest
      ON CONFLICT (registry, repository, digest) DO UPDATE SET
        first_push_at = LEAST(a.first_push_at, EXCLUDED.first_push_at),
        last_push_at = GREATEST(a.last_push_at, EXCLUDED.last_push_at),
@@ -90,6 +92,7 @@ export async function upsertTagActivity(db: Queryable, registry: string, events:
             max(at) FILTER (WHERE action = 'pull')
      FROM events
      GROUP BY repository, tag
+     ORDER BY repository, tag
      ON CONFLICT (registry, repository, tag) DO UPDATE SET
        digest = CASE
          WHEN EXCLUDED.last_push_at IS NOT NULL

@@ -43,6 +43,22 @@ export interface RegistryOptions {
   tokenServer?: Omit<TokenServerOptions, 'users'>
   /** Reuse a storage folder (e.g. to restart a registry read-only over the same data). */
   storageDir?: string
+  /** `notifications.endpoints`: one endpoint the registry posts its events to. */
+  notifications?: NotificationEndpoint
+}
+
+/** One entry of distribution's `notifications.endpoints` (docs: configuration.md, notifications). */
+export interface NotificationEndpoint {
+  url: string
+  /** Sent with every envelope; each header has one value here (distribution takes a list). */
+  headers?: Record<string, string>
+  /** Go durations. Short ones keep tests quick: distribution's defaults are 1s and 1s. */
+  timeout?: string
+  backoff?: string
+  /** Failures before the endpoint backs off. */
+  threshold?: number
+  /** Events about these media types are not sent (blobs: `application/octet-stream`). */
+  ignoredMediaTypes?: string[]
 }
 
 export interface TestRegistry {
@@ -168,7 +184,30 @@ function registryYaml(port: number, storageDir: string, opts: RegistryOptions, a
   ]
   if (opts.blobDescriptorCache) lines.push('  cache:', '    blobdescriptor: inmemory')
   lines.push('http:', `  addr: 127.0.0.1:${port}`, `  secret: ${randomBytes(16).toString('hex')}`)
+  if (opts.notifications) lines.push(...notificationsYaml(opts.notifications))
   return `${lines.join('\n')}\n${authYaml}`
+}
+
+function notificationsYaml(endpoint: NotificationEndpoint): string[] {
+  const lines = [
+    'notifications:',
+    '  endpoints:',
+    '    - name: regent',
+    `      url: ${JSON.stringify(endpoint.url)}`,
+    `      timeout: ${endpoint.timeout ?? '1s'}`,
+    `      threshold: ${endpoint.threshold ?? 3}`,
+    `      backoff: ${endpoint.backoff ?? '1s'}`,
+  ]
+  const headers = Object.entries(endpoint.headers ?? {})
+  if (headers.length > 0) {
+    lines.push('      headers:')
+    for (const [name, value] of headers) lines.push(`        ${name}: [${JSON.stringify(value)}]`)
+  }
+  if (endpoint.ignoredMediaTypes?.length) {
+    lines.push('      ignoredmediatypes:')
+    for (const type of endpoint.ignoredMediaTypes) lines.push(`        - ${JSON.stringify(type)}`)
+  }
+  return lines
 }
 
 async function htpasswdAuth(dir: string, credentials: BasicCredentials): Promise<string> {

@@ -4,6 +4,9 @@ import pino from 'pino'
 import t from 'tap'
 import { USER_AGENT } from '../../src/oci/index.js'
 import { type Queryable, recordSightings, repositoryActivity } from '../../src/registry-events/index.js'
+import type { RegistryEvent } from '../../src/registry-events/schemas.js'
+import { resolveEventSecrets } from '../../src/registry-events/secrets.js'
+import { RegistryEventsService } from '../../src/registry-events/service.js'
 import { build } from '../helper.js'
 import {
   blobEvent,
@@ -101,6 +104,10 @@ t.test('the same envelope delivered twice is counted as duplicates and changes n
 
   // Three distinct ids remembered: the repeated ones added no rows.
   t.equal((await app.db.query('SELECT 1 FROM registry_event_ids WHERE registry = $1', ['hub'])).rowCount, 3)
+
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, /regent_registry_events_total\{registry="hub",outcome="accepted"\} 3\n/)
+  t.match(metrics, /regent_registry_events_total\{registry="hub",outcome="duplicate"\} 4\n/)
 })
 
 t.test(
@@ -351,4 +358,66 @@ t.test('200 tags: one query each for sightings and activity', async (t) => {
   t.equal(activity.tags.size, 200)
   t.equal(activity.digests.size, 200)
   t.same(activity.tags.get('t199')?.lastPullAt, new Date(Date.UTC(2026, 1, 1, 0, 199)))
+})
+
+t.test('recordSightings answers a tag another transaction sighted first while it waited', async (t) => {
+  const app = await buildEventsApp(t)
+  const other = await app.db.connect()
+  t.teardown(() => other.release())
+  await other.query('BEGIN')
+  await recordSightings(other, 'hub', 'team/app', [{ tag: 'x', digest: 'sha256:first' }])
+  // This call's insert waits for the open transaction's row; its snapshot predates that row.
+  const waiting = recordSightings(app.db, 'hub', 'team/app', [
+    { tag: 'x', digest: 'sha256:second' },
+    { tag: 'y', digest: 'sha256:y' },
+  ])
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await other.query(
+    "UPDATE registry_tag_sightings SET first_seen_at = '2026-01-01T00:00:00Z' WHERE tag = 'x'",
+  )
+  await other.query('COMMIT')
+  const seen = await waiting
+  t.same(seen.get('x'), at('2026-01-01T00:00:00Z'), "the other transaction's first sighting")
+  t.ok(seen.get('y'), 'and its own new tag')
+  const { rows } = await app.db.query(
+    "SELECT digest_at_first_sight FROM registry_tag_sightings WHERE tag = 'x'",
+  )
+  t.same(rows, [{ digest_at_first_sight: 'sha256:first' }])
+})
+
+t.test('event ids older than the retention are pruned; a late redelivery still moves no time', async (t) => {
+  const app = await buildEventsApp(t)
+  const [older, newer] = [randomDigest(), randomDigest()]
+  const first = manifestEvent({ digest: older, tag: 'v1', timestamp: '2026-03-01T10:00:00Z' })
+  await postEvents(app, [first])
+  await postEvents(app, [manifestEvent({ digest: newer, tag: 'v1', timestamp: '2026-03-02T10:00:00Z' })])
+  const before = await repositoryActivity(app.db, 'hub', 'team/app')
+  await app.db.query(
+    `UPDATE registry_event_ids SET received_at = now() - interval '8 days' WHERE event_id = $1`,
+    [first.id],
+  )
+  await app.db.query(
+    `INSERT INTO registry_event_ids (registry, event_id, received_at)
+     VALUES ('hub', 'recent', now() - interval '6 days'), ('quiet', 'stale', now() - interval '8 days')`,
+  )
+  const ids = async () =>
+    (
+      await app.db.query<{ id: string }>("SELECT registry || '/' || event_id AS id FROM registry_event_ids")
+    ).rows
+      .map((r) => r.id)
+      .sort()
+
+  // A new service prunes after its first envelope (then at most hourly).
+  const service = new RegistryEventsService({
+    pool: app.db,
+    secrets: resolveEventSecrets(eventRegistries(), { [SECRET_ENV]: SECRET }),
+    log: app.log,
+  })
+  t.same(await service.ingest('hub', [first as RegistryEvent]), { accepted: 0, duplicates: 1, ignored: 0 })
+  t.notOk((await ids()).includes(`hub/${first.id}`), 'the 8-day-old id is pruned')
+  t.ok((await ids()).includes('hub/recent'), 'a 6-day-old one is kept')
+  t.ok((await ids()).includes('quiet/stale'), "another registry's ids are its own")
+
+  t.same(await service.ingest('hub', [first as RegistryEvent]), { accepted: 1, duplicates: 0, ignored: 0 })
+  t.same(await repositoryActivity(app.db, 'hub', 'team/app'), before, 'redelivered long after: nothing moved')
 })
