@@ -30,6 +30,13 @@ import openapi from './http/openapi.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
 import metrics from './metrics/plugin.js'
+import {
+  DELIVER_NOTIFICATION,
+  notificationRoutes,
+  notificationsGraphql,
+  onDeliveryFailed,
+} from './notifications/index.js'
+import notificationsPlugin from './notifications/plugin.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
 import { registryRoutes } from './registries/routes.js'
@@ -110,6 +117,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
   await app.register(metrics)
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
+  await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
   await app.register(gcPlugin, { schedules: background })
@@ -130,6 +138,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
           registries: app.registries,
           retryAfterMs: Math.max(250, config.jobs.pollMs),
         }),
+        announce: (client, row, type) => app.deletions.announce(client, row, type),
       }),
       [GC_RUN]: gcHandler({
         pool: app.db,
@@ -142,13 +151,21 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         notify: async (id) => {
           await app.db.query('SELECT pg_notify($1, $2)', [GC_CHANNEL, id])
         },
+        notifier: app.notifier,
       }),
+      [DELIVER_NOTIFICATION]: app.notificationDelivery,
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
-        await onExecutionFailed(client, (job.payload as { deletionId: string }).deletionId, job.lastError)
+        await onExecutionFailed(
+          client,
+          (job.payload as { deletionId: string }).deletionId,
+          job.lastError,
+          (db, row, type) => app.deletions.announce(db, row, type),
+        )
       }
-      if (job.kind === GC_RUN) await onGcJobFailed(client, job)
+      if (job.kind === GC_RUN) await onGcJobFailed(client, job, app.notifier)
+      if (job.kind === DELIVER_NOTIFICATION) await onDeliveryFailed(client, job)
     },
   })
   await app.register(openapi)
@@ -160,9 +177,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(auditRoutes)
   await app.register(jobRoutes)
   await app.register(gcRoutes)
+  await app.register(notificationRoutes)
   await app.register(graphql, {
     config,
-    modules: [registriesGraphql(() => app.browse), deletionsGraphql(() => app), gcGraphql(() => app.gc)],
+    modules: [
+      registriesGraphql(() => app.browse),
+      deletionsGraphql(() => app),
+      gcGraphql(() => app.gc),
+      notificationsGraphql(() => app.notifications),
+    ],
   })
   if (background) {
     await app.register(deletionUpdates)

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml'
 import { AuthConfigSchema } from './auth/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
 import { JobsConfigSchema } from './jobs/config-schema.js'
+import { NotificationsConfigSchema } from './notifications/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 
 /**
@@ -101,6 +102,7 @@ export const ConfigSchema = Type.Object(
     worker: Type.Boolean({ default: true, description: 'Run the job worker in this process' }),
     jobs: JobsConfigSchema,
     deletions: DeletionsSchema,
+    notifications: NotificationsConfigSchema,
   },
   { additionalProperties: false },
 )

@@ -1,6 +1,7 @@
 import createError from '@fastify/error'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
+import { notificationErrors } from './notifications/errors.js'
 import { ociErrors } from './oci/errors.js'
 
 /**
@@ -72,6 +73,7 @@ export const errors = {
   ...ociErrors,
   ...jobErrors,
   ...gcErrors,
+  ...notificationErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`
