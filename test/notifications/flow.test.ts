@@ -8,6 +8,7 @@ import { RegistryClient } from '../../src/oci/index.js'
 import { fastJobs, waitForState } from '../deletions/support.js'
 import { authHeaders, build } from '../helper.js'
 import { type CapturedRequest, startCaptureServer } from '../helpers/capture-server.js'
+import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
 import { deliveries, signatureProblem, waitForDeliveries } from './support.js'
@@ -35,16 +36,21 @@ const webhooks = [
   { name: 'gc', events: ['gc.*'], format: 'slack' },
 ]
 
-async function setup(t: Test, gc?: Record<string, unknown>) {
+async function setup(t: Test, gc?: Record<string, unknown>, options: { proxy?: boolean } = {}) {
   const registry = await withRegistry(t)
   const client = new RegistryClient(registryConfig(registry))
   t.teardown(() => client.close())
+  const proxy = options.proxy ? await startFaultProxy(registry.url) : undefined
+  if (proxy) t.teardown(proxy.stop)
   const receiver = await startCaptureServer({ status: 200 })
   t.teardown(receiver.stop)
   const app = await build(t, {
     env: { FLOW_SECRET: SECRET },
     config: {
-      registries: [{ ...registryConfig(registry, { name: 'local', retries: 0 }), ...(gc ? { gc } : {}) }],
+      registries: [
+        { ...registryConfig(proxy ?? registry, { name: 'local', retries: 0 }), ...(gc ? { gc } : {}) },
+      ],
+      deletions: { maxAttempts: 2 },
       governance,
       worker: true,
       jobs: fastJobs,
@@ -58,7 +64,7 @@ async function setup(t: Test, gc?: Record<string, unknown>) {
       },
     },
   })
-  return { app, client, receiver }
+  return { app, client, receiver, proxy }
 }
 
 async function createDeletion(app: FastifyInstance, headers: Record<string, string>, body: object) {
@@ -199,6 +205,26 @@ t.test(
     })
   },
 )
+
+t.test('an execution the queue gives up on announces deletion.failed', async (t) => {
+  const { app, client, receiver, proxy } = await setup(t, undefined, { proxy: true })
+  await pushImage(client, 'payments/api', { tags: ['a'] })
+  proxy!.addFault({ method: 'DELETE', fault: { kind: 'status', status: 500, body: '{"errors":[]}' } })
+  const request = await createDeletion(app, paula, {
+    verb: 'delete-manifest',
+    targets: [{ repository: 'payments/api', tag: 'a' }],
+  })
+  const done = await waitForState(app, request.id)
+  t.equal(done.state, 'failed')
+  await settled(app)
+  t.same(received(receiver.requests), {
+    everything: ['deletion.approved', 'deletion.failed', 'deletion.requested'],
+    'payments-requests': ['deletion.requested'],
+  })
+  const [failed] = await deliveries(app, admin, '?type=deletion.failed')
+  t.match(failed!.data, { state: 'failed', progress: { failed: 1, deleted: 0 } })
+  t.equal(failed!.summary, done.summary, 'the summary of the failed request')
+})
 
 t.test('a state change that rolls back leaves no delivery behind', async (t) => {
   const { app, client, receiver } = await setup(t)
