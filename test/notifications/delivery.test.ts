@@ -115,6 +115,14 @@ t.test(
     const job = (await app.inject({ url: `/v1/jobs/${delivery!.jobId}`, headers: admin })).json()
     t.equal(job.state, 'succeeded')
     t.equal(job.attempts, 3, 'the queue retried twice')
+
+    // The handler run again for it (a crash after the POST, say) sends nothing.
+    const again = await app.notificationDelivery(
+      { id: delivery!.jobId, payload: { deliveryId: delivery!.id } } as never,
+      { signal: new AbortController().signal } as never,
+    )
+    t.same(again, { skipped: 'delivered' })
+    t.equal(receiver.requests.length, 3, 'no fourth request')
   },
 )
 
