@@ -31,6 +31,13 @@ import openapi from './http/openapi.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
 import metrics from './metrics/plugin.js'
+import {
+  DELIVER_NOTIFICATION,
+  notificationRoutes,
+  notificationsGraphql,
+  onDeliveryFailed,
+} from './notifications/index.js'
+import notificationsPlugin from './notifications/plugin.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
 import { registryRoutes } from './registries/routes.js'
@@ -121,6 +128,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
   await app.register(metrics)
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
+  await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
   await app.register(gcPlugin, { schedules: background })
@@ -142,6 +150,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
           registries: app.registries,
           retryAfterMs: Math.max(250, config.jobs.pollMs),
         }),
+        announce: (client, row, type) => app.deletions.announce(client, row, type),
       }),
       [GC_RUN]: gcHandler({
         pool: app.db,
@@ -154,20 +163,28 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         notify: async (id) => {
           await app.db.query('SELECT pg_notify($1, $2)', [GC_CHANNEL, id])
         },
+        notifier: app.notifier,
       }),
       [RETENTION_RUN]: async (job) => app.retention.executeRun((job.payload as { runId: string }).runId),
       [RETENTION_WARN]: async (job) => {
         const { policyId, slot } = job.payload as { policyId: string; slot: string }
         return app.retention.warn(policyId, new Date(slot))
       },
+      [DELIVER_NOTIFICATION]: app.notificationDelivery,
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
-        await onExecutionFailed(client, (job.payload as { deletionId: string }).deletionId, job.lastError)
+        await onExecutionFailed(
+          client,
+          (job.payload as { deletionId: string }).deletionId,
+          job.lastError,
+          (db, row, type) => app.deletions.announce(db, row, type),
+        )
       }
-      if (job.kind === GC_RUN) await onGcJobFailed(client, job)
       if (job.kind === RETENTION_RUN)
         await app.retention.failRun(client, (job.payload as { runId: string }).runId, job.lastError)
+      if (job.kind === GC_RUN) await onGcJobFailed(client, job, app.notifier)
+      if (job.kind === DELIVER_NOTIFICATION) await onDeliveryFailed(client, job)
     },
   })
   await app.register(openapi)
@@ -185,6 +202,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     ...(overrides.env ? { env: overrides.env } : {}),
   })
   await app.register(slackRoutes, { config })
+  await app.register(notificationRoutes)
   await app.register(graphql, {
     config,
     modules: [
@@ -192,6 +210,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       deletionsGraphql(() => app),
       gcGraphql(() => app.gc),
       retentionGraphql(() => app.retention, parsePolicyInput),
+      notificationsGraphql(() => app.notifications),
     ],
   })
   if (background) {

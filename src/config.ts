@@ -7,6 +7,7 @@ import { AuthConfigSchema } from './auth/config-schema.js'
 import { ChatopsConfigSchema } from './chatops/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
 import { JobsConfigSchema } from './jobs/config-schema.js'
+import { NotificationsConfigSchema } from './notifications/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 import { RetentionConfigSchema } from './retention/config-schema.js'
 
@@ -105,6 +106,7 @@ export const ConfigSchema = Type.Object(
     deletions: DeletionsSchema,
     retention: RetentionConfigSchema,
     chatops: ChatopsConfigSchema,
+    notifications: NotificationsConfigSchema,
   },
   { additionalProperties: false },
 )

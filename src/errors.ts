@@ -2,6 +2,7 @@ import createError from '@fastify/error'
 import { chatopsErrors } from './chatops/errors.js'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
+import { notificationErrors } from './notifications/errors.js'
 import { ociErrors } from './oci/errors.js'
 import { registryEventErrors } from './registry-events/errors.js'
 import { retentionErrors } from './retention/errors.js'
@@ -78,6 +79,7 @@ export const errors = {
   ...retentionErrors,
   ...registryEventErrors,
   ...chatopsErrors,
+  ...notificationErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`

@@ -45,7 +45,22 @@ export interface ExecutionDeps {
   notify?: (deletionId: string) => Promise<void>
   /** Garbage collection: jobs wait while a GC of their registry runs; finished ones schedule one. */
   gc?: DeletionGcHooks
+  /** Emits the final state's notification inside the transaction that records it. */
+  announce?: AnnounceFinal
 }
+
+/** `DeletionService.announce`, for the final states of an execution. */
+export type AnnounceFinal = (
+  client: pg.PoolClient,
+  row: DeletionRow,
+  type: 'deletion.executed' | 'deletion.partially_failed' | 'deletion.failed',
+) => Promise<void>
+
+const FINAL_EVENT = {
+  succeeded: 'deletion.executed',
+  partially_failed: 'deletion.partially_failed',
+  failed: 'deletion.failed',
+} as const
 
 type ItemResult = {
   state: 'deleted' | 'skipped' | 'failed'
@@ -281,7 +296,7 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
     const counts = (await itemCounts(db, [request.id])).get(request.id)!
     const state: DeletionState =
       counts.failed === 0 ? 'succeeded' : counts.failed === counts.total ? 'failed' : 'partially_failed'
-    await setDeletionState(db, request.id, 'running', state)
+    const ended = await setDeletionState(db, request.id, 'running', state)
     await db.query('UPDATE deletion_requests SET executed_at = now() WHERE id = $1::uuid', [request.id])
     // Before the audit event: GC transactions lock their run row before the audit chain head.
     if (counts.deleted > 0) await deps.gc?.deletionsFinished(db, request.registry)
@@ -293,6 +308,7 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
       deletionId: request.id,
       details: { ...counts },
     })
+    if (ended) await deps.announce?.(db, ended, FINAL_EVENT[state as keyof typeof FINAL_EVENT])
     return { state, ...counts }
   })
   // After the commit, so a listener that reads the request sees the final state.
@@ -364,6 +380,7 @@ export async function onExecutionFailed(
   db: pg.PoolClient,
   deletionId: string,
   lastError: string | null,
+  announce?: AnnounceFinal,
 ): Promise<void> {
   const current = await getDeletion(db, deletionId, { forUpdate: true })
   if (!current || (current.state !== 'running' && current.state !== 'queued')) return
@@ -376,7 +393,7 @@ export async function onExecutionFailed(
   const counts = (await itemCounts(db, [deletionId])).get(deletionId)
   const state: DeletionState = counts && counts.failed < counts.total ? 'partially_failed' : 'failed'
   if (current.state === 'queued') await setDeletionState(db, deletionId, 'queued', 'running')
-  await setDeletionState(db, deletionId, 'running', state)
+  const ended = await setDeletionState(db, deletionId, 'running', state)
   await appendAuditEvent(db, {
     ...workerActor(current),
     action: `deletion.${state}`,
@@ -385,4 +402,5 @@ export async function onExecutionFailed(
     deletionId,
     details: { ...counts, lastError },
   })
+  if (ended) await announce?.(db, ended, FINAL_EVENT[state as keyof typeof FINAL_EVENT])
 }

@@ -17,9 +17,14 @@ const EXPIRY_SWEEP_MS = 60_000
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const service = new DeletionService(app.db, app.registries, app.browse, config.governance, {
-      maxAttempts: config.deletions.maxAttempts,
-    })
+    const service = new DeletionService(
+      app.db,
+      app.registries,
+      app.browse,
+      config.governance,
+      { maxAttempts: config.deletions.maxAttempts },
+      app.notifier,
+    )
     app.decorate('deletions', service)
     app.decorate('holds', new HoldsService(app.db))
     app.decorate('audit', new AuditService(app.db, config.governance))
@@ -30,5 +35,5 @@ export default fp<{ config: Config }>(
     timer.unref()
     app.addHook('onClose', async () => clearInterval(timer))
   },
-  { name: 'deletions', dependencies: ['db', 'registries'] },
+  { name: 'deletions', dependencies: ['db', 'registries', 'notifications'] },
 )

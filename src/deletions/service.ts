@@ -21,6 +21,7 @@ import {
 } from '../governance/index.js'
 import { formatBytes } from '../http/format.js'
 import { enqueueJob } from '../jobs/index.js'
+import type { Notifier } from '../notifications/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import { decodeCursor, encodeCursor } from '../registries/cursor.js'
 import type { RegistrySet } from '../registries/registry-set.js'
@@ -34,6 +35,7 @@ import {
   markRestored,
   resetFailedItems,
 } from './items-sql.js'
+import { type DeletionNotificationType, deletionEvent } from './notifications.js'
 import { type Plan, type PlanProblem, resolvePlan, type Target, targetProblem, type Verb } from './plan.js'
 import {
   type ApprovalRow,
@@ -127,6 +129,7 @@ export class DeletionService {
     private readonly browse: BrowseService,
     private readonly governance: GovernanceConfig,
     private readonly execution: { maxAttempts: number },
+    private readonly notifier?: Notifier,
   ) {}
 
   /** A plan without creating anything: the same resolver and checks as `create`. */
@@ -206,6 +209,7 @@ export class DeletionService {
           approvalsRequired: plan.approvals.count,
         },
       })
+      await this.announce(client, row, 'deletion.requested')
       if (!needsApproval) {
         await appendAuditEvent(client, {
           ...auditActor(principal, context),
@@ -215,7 +219,9 @@ export class DeletionService {
           deletionId: row.id,
           details: { by: 'rules', reasons: plan.approvals.reasons },
         })
-        return this.enqueueExecution(client, row, auditActor(principal, context), 'first run')
+        const queued = await this.enqueueExecution(client, row, auditActor(principal, context), 'first run')
+        await this.announce(client, queued, 'deletion.approved')
+        return queued
       }
       return row
     })
@@ -319,10 +325,9 @@ export class DeletionService {
         details: { as: eligible.as, comment: input.comment ?? null, planHash: current.plan_hash },
       })
       if (input.decision === 'reject') {
-        return {
-          row: await this.transition(client, current, 'rejected', { ...actor, ...about }),
-          refusal: undefined,
-        }
+        const rejected = await this.transition(client, current, 'rejected', { ...actor, ...about })
+        await this.announce(client, rejected, 'deletion.rejected')
+        return { row: rejected, refusal: undefined }
       }
       const given = (await listApprovals(client, [current.id])).filter((a) => a.decision === 'approve')
       const progress = approvalProgress(
@@ -331,7 +336,9 @@ export class DeletionService {
       )
       if (!progress.satisfied) return { row: current, refusal: undefined }
       const approved = await this.transition(client, current, 'approved', { ...actor, ...about })
-      return { row: await this.enqueueExecution(client, approved, actor, 'first run'), refusal: undefined }
+      const queued = await this.enqueueExecution(client, approved, actor, 'first run')
+      await this.announce(client, queued, 'deletion.approved')
+      return { row: queued, refusal: undefined }
     })
     if (refusal) throw refusal
     return this.view(row)
@@ -459,11 +466,13 @@ export class DeletionService {
     }
     const row = await withTransaction(this.pool, async (db) => {
       const locked = await getDeletion(db, id, { forUpdate: true })
-      return this.transition(db, locked!, 'restored', {
+      const restored = await this.transition(db, locked!, 'restored', {
         ...auditActor(principal, context),
         registry: current.registry,
         deletionId: id,
       })
+      await this.announce(db, restored, 'deletion.restored')
+      return restored
     })
     return this.view(row)
   }
@@ -494,6 +503,21 @@ export class DeletionService {
     })
     await client.query('UPDATE deletion_requests SET job_id = $2::uuid WHERE id = $1::uuid', [row.id, job.id])
     return { ...queued, job_id: job.id }
+  }
+
+  /**
+   * Emits a notification about the request inside the caller's transaction (an outbox: it exists
+   * only if the state change commits). The execution handler calls it too, for the final states.
+   */
+  async announce(client: pg.PoolClient, row: DeletionRow, type: DeletionNotificationType): Promise<void> {
+    if (!this.notifier?.active) return
+    const [approvals, counts] = [await listApprovals(client, [row.id]), await itemCounts(client, [row.id])]
+    const view = toView(
+      row,
+      approvals.filter((a) => a.deletion_id === row.id),
+      counts.get(row.id),
+    )
+    await this.notifier.notify(client, deletionEvent(type, view, row.owning_teams))
   }
 
   /** Expires requests whose approval window closed; safe to run on every replica. */

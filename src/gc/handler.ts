@@ -4,6 +4,7 @@ import type pg from 'pg'
 import { appendAuditEvent, auditActor } from '../audit/index.js'
 import { withTransaction } from '../db/transaction.js'
 import { type Job, type JobContext, type JobHandler, NonRetryableJobError } from '../jobs/index.js'
+import { jsonObject, type Notifier } from '../notifications/index.js'
 import type { RegistryClient } from '../oci/index.js'
 import type { ConfiguredRegistry, RegistrySet } from '../registries/registry-set.js'
 import { childEnv, commandFailure, runCommand } from './command.js'
@@ -11,6 +12,7 @@ import { type GcConfig, hookCommand } from './config-schema.js'
 import { runExecutor } from './executors.js'
 import { eligibleShare, type GcReport } from './output.js'
 import { deferJob, enqueueRun, systemActor } from './queue.js'
+import { toRunView } from './service.js'
 import {
   acquireRun,
   closeRestoreWindow,
@@ -49,6 +51,8 @@ export interface GcHandlerDeps {
   deletionKinds: string[]
   /** Tells listeners (GraphQL subscriptions, other replicas) a run changed. */
   notify?: (runId: string) => Promise<void>
+  /** Outbound webhooks: `gc.finished` / `gc.failed` are emitted with the run's end. */
+  notifier?: Notifier
 }
 
 /** The bounded log (gc_runs.log) and each step's excerpt. */
@@ -615,13 +619,13 @@ class Execution {
  * follow-up run deletions asked for while it could no longer collect their garbage.
  */
 export async function endRun(
-  deps: Pick<GcHandlerDeps, 'pool' | 'notify'>,
+  deps: Pick<GcHandlerDeps, 'pool' | 'notify' | 'notifier'>,
   run: GcRunRow,
   outcome: { state: 'succeeded' | 'failed'; failedStep?: string; error?: string },
   options: { details?: Record<string, unknown>; owner?: string } = {},
 ): Promise<GcRunRow | undefined> {
   const ended = await withTransaction(deps.pool, (client) =>
-    endRunIn(client, run.id, outcome, options.details ?? {}, options.owner),
+    endRunIn(client, run.id, outcome, options.details ?? {}, options.owner, deps.notifier),
   )
   await deps.notify?.(run.id).catch(() => {})
   return ended
@@ -633,6 +637,7 @@ async function endRunIn(
   outcome: { state: 'succeeded' | 'failed'; failedStep?: string | null; error?: string | null },
   details: Record<string, unknown>,
   owner?: string,
+  notifier?: Notifier,
 ): Promise<GcRunRow | undefined> {
   const ended = await finishRun(client, runId, outcome, owner)
   if (!ended) return undefined
@@ -666,14 +671,43 @@ async function endRunIn(
       ...details,
     },
   })
+  if (notifier?.active) await notifier.notify(client, gcEvent(ended))
   return ended
+}
+
+/** A finished or failed run as a notification; a GC run is about a registry, not a team. */
+function gcEvent(run: GcRunRow) {
+  const view = toRunView(run, { withLog: false })
+  return {
+    type: run.state === 'succeeded' ? ('gc.finished' as const) : ('gc.failed' as const),
+    subject: run.id,
+    registry: run.registry,
+    summary: view.summary,
+    data: jsonObject({
+      runId: view.id,
+      state: view.state,
+      trigger: view.trigger,
+      dryRun: view.dryRun,
+      deleteUntagged: view.deleteUntagged,
+      requestedBy: view.requestedBy,
+      failedStep: view.failedStep,
+      error: view.error,
+      eligible: view.eligible,
+      collected: view.collected,
+      bytesBefore: view.bytesBefore,
+      bytesAfter: view.bytesAfter,
+      bytesFreed: view.bytesFreed,
+      startedAt: view.startedAt,
+      finishedAt: view.finishedAt,
+    }),
+  }
 }
 
 /**
  * The queue gave up on a GC job (attempts spent, or a crash on the last one): its run, if still
  * open, fails naming the step it was in. Runs in the queue's transaction that fails the job.
  */
-export async function onGcJobFailed(client: pg.PoolClient, job: Job): Promise<void> {
+export async function onGcJobFailed(client: pg.PoolClient, job: Job, notifier?: Notifier): Promise<void> {
   const { runId } = job.payload as { runId: string }
   const run = await getRun(client, runId, { forUpdate: true })
   if (!run || run.job_id !== job.id || (run.state !== 'queued' && run.state !== 'running')) return
@@ -683,6 +717,8 @@ export async function onGcJobFailed(client: pg.PoolClient, job: Job): Promise<vo
     run.id,
     { state: 'failed', failedStep: open?.name ?? 'job', error: job.lastError ?? 'the GC job failed' },
     { jobFailed: true },
+    undefined,
+    notifier,
   )
 }
 

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
+import { jsonObject } from '../notifications/index.js'
 import { recordSightings, repositoryActivity } from '../registry-events/index.js'
 import { RetentionScheduler } from './scheduler.js'
 import { RetentionService } from './service.js'
@@ -31,6 +32,7 @@ export default fp<RetentionPluginOptions>(
         repositoryActivity: (registry, repository) => repositoryActivity(app.db, registry, repository),
         recordSightings: (registry, repository, tags) => recordSightings(app.db, registry, repository, tags),
       },
+      (client, event) => app.notifier.notify(client, { ...event, data: jsonObject(event.data) }),
     )
     app.decorate('retention', service)
     const scheduler = new RetentionScheduler(app.db, service, config.retention.warnBeforeMinutes, app.log)
@@ -40,5 +42,5 @@ export default fp<RetentionPluginOptions>(
       app.addHook('onClose', async () => scheduler.stop())
     }
   },
-  { name: 'retention', dependencies: ['db', 'registries', 'deletions'] },
+  { name: 'retention', dependencies: ['db', 'registries', 'deletions', 'notifications'] },
 )

@@ -243,6 +243,8 @@ function applyRule(rule: RetentionRule, selected: ArtifactFacts[], now: Date): M
 export function evaluateRules(artifacts: ArtifactFacts[], set: RuleSet, now: Date): ArtifactVerdict[] {
   const keptBy = new Map<string, { rule: string; fact: string }>()
   const claimedBy = new Map<string, { rule: string; outcome: Outcome }>()
+  // Why a keep rule that selected an artifact did not keep it: the default's verdict explains itself.
+  const missedBy = new Map<string, string>()
   set.rules.forEach((rule, index) => {
     const selection = compileSelection(rule.select)
     const selected = artifacts.filter((a) => selects(selection, a))
@@ -251,6 +253,8 @@ export function evaluateRules(artifacts: ArtifactFacts[], set: RuleSet, now: Dat
       if (rule.keep) {
         if (outcome.decision === 'keep' && !keptBy.has(digest))
           keptBy.set(digest, { rule: ruleName(rule, index), fact: outcome.fact })
+        else if (outcome.decision !== 'keep' && !missedBy.has(digest))
+          missedBy.set(digest, `${ruleName(rule, index)}: ${outcome.fact}`)
       } else if (!claimedBy.has(digest)) {
         claimedBy.set(digest, { rule: ruleName(rule, index), outcome })
       }
@@ -279,7 +283,7 @@ export function evaluateRules(artifacts: ArtifactFacts[], set: RuleSet, now: Dat
         ...base,
         decision: set.default,
         decidedBy: 'default',
-        fact: `no rule decides it; the policy default is ${set.default}`,
+        fact: `no rule decides it${missedBy.has(a.digest) ? ` (${missedBy.get(a.digest)})` : ''}; the policy default is ${set.default}`,
       })
     }
   }

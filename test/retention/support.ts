@@ -24,7 +24,15 @@ export const admin = authHeaders({ sub: 'root', roles: ['admin'] })
 
 export const EVENTS_SECRET = 'retention-test-events-secret'
 
-export async function setup(t: Test, options: { worker?: boolean; retention?: object } = {}) {
+export async function setup(
+  t: Test,
+  options: {
+    worker?: boolean
+    retention?: object
+    notifications?: object
+    env?: Record<string, string>
+  } = {},
+) {
   const registry = await withRegistry(t)
   const client = new RegistryClient(registryConfig(registry))
   t.teardown(() => client.close())
@@ -42,8 +50,9 @@ export async function setup(t: Test, options: { worker?: boolean; retention?: ob
     jobs: fastJobs,
     browse: { tagTtlMs: 0 },
     retention: options.retention ?? {},
+    ...(options.notifications ? { notifications: options.notifications } : {}),
   }
-  const env = { REGENT_TEST_EVENTS_SECRET: EVENTS_SECRET }
+  const env = { REGENT_TEST_EVENTS_SECRET: EVENTS_SECRET, ...options.env }
   const app = await build(t, { databaseUrl, config, env })
   return { registry, client, app, databaseUrl, config, env }
 }

@@ -1,0 +1,61 @@
+import fp from 'fastify-plugin'
+import { Agent } from 'undici'
+import type { Config } from '../config.js'
+import type { JobHandler } from '../jobs/index.js'
+import { deliveryHandler } from './deliver.js'
+import { webhookProblems } from './events.js'
+import { Notifier } from './notify.js'
+import { NotificationService } from './service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Emits events to the configured webhooks inside a caller's transaction. */
+    notifier: Notifier
+    notifications: NotificationService
+    /** The `notification.deliver` job handler (registered with the worker in app.ts). */
+    notificationDelivery: JobHandler
+  }
+}
+
+export interface NotificationsPluginOptions {
+  config: Config
+  /** Where `secretEnv` secrets are read (default process.env; tests pass their own). */
+  env?: Record<string, string | undefined>
+}
+
+/**
+ * Outbound webhooks: checks the webhook config at boot (unique names, secrets present), reads the
+ * secrets once, and holds one undici Agent for every delivery, closed with the app.
+ */
+export default fp<NotificationsPluginOptions>(
+  async (app, { config, env = process.env }) => {
+    const { notifications } = config
+    const problems = webhookProblems(notifications.webhooks, env)
+    if (problems.length > 0)
+      throw new Error(`Invalid notifications config:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    const secrets = new Map<string, string>()
+    for (const webhook of notifications.webhooks)
+      if (webhook.secretEnv) secrets.set(webhook.name, env[webhook.secretEnv]!)
+
+    const dispatcher = new Agent({
+      connect: { timeout: notifications.timeoutMs },
+      headersTimeout: notifications.timeoutMs,
+      bodyTimeout: notifications.timeoutMs,
+    })
+    app.decorate('notifier', new Notifier(notifications))
+    app.decorate('notifications', new NotificationService(app.db, notifications))
+    app.decorate(
+      'notificationDelivery',
+      deliveryHandler({
+        pool: app.db,
+        webhooks: new Map(notifications.webhooks.map((w) => [w.name, w])),
+        secrets,
+        dispatcher,
+        timeoutMs: notifications.timeoutMs,
+        source: notifications.source,
+      }),
+    )
+    app.addHook('onClose', () => dispatcher.close())
+  },
+  { name: 'notifications', dependencies: ['db'] },
+)
