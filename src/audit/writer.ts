@@ -1,7 +1,14 @@
 import type pg from 'pg'
+import { withTransaction } from '../db/transaction.js'
 import { computeEventHash, type HashedFields } from './hash.js'
 import { type AuditEventRow, eventColumns, OCCURRED_AT_FORMAT, rowToEvent } from './rows.js'
-import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditInput, type JsonObject } from './types.js'
+import {
+  AUDIT_SCHEMA_VERSION,
+  type AuditActor,
+  type AuditEvent,
+  type AuditInput,
+  type JsonObject,
+} from './types.js'
 
 /**
  * Locks the chain head for the rest of the caller's transaction and reads the time after the lock
@@ -134,4 +141,16 @@ function normaliseDetails(details: Record<string, unknown> | undefined): JsonObj
     throw new TypeError('audit event details must be a JSON object')
   }
   return value as JsonObject
+}
+
+/**
+ * An event with no state change to ride along with (a refusal, a read worth recording): committed
+ * in a transaction of its own, before the caller answers.
+ */
+export async function auditAlone(
+  pool: pg.Pool,
+  actor: AuditActor,
+  event: Omit<AuditInput, keyof AuditActor>,
+): Promise<void> {
+  await withTransaction(pool, (client) => appendAuditEvent(client, { ...actor, ...event }))
 }

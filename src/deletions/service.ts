@@ -5,6 +5,7 @@ import {
   type AuditInput,
   appendAuditEvent,
   auditActor,
+  auditAlone,
   canonicalJson,
 } from '../audit/index.js'
 import { isAdmin, type Principal, personOf, type RequestContext } from '../auth/principal.js'
@@ -608,9 +609,7 @@ export class DeletionService {
     context: RequestContext,
     event: Omit<AuditInput, keyof ReturnType<typeof auditActor>>,
   ) {
-    await withTransaction(this.pool, (client) =>
-      appendAuditEvent(client, { ...auditActor(principal, context), ...event }),
-    )
+    await auditAlone(this.pool, auditActor(principal, context), event)
   }
 
   private async replay(existing: DeletionRow, fingerprint: string, key: string) {

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { type AuditInput, appendAuditEvent, auditActor } from '../audit/index.js'
+import { type AuditInput, auditActor, auditAlone } from '../audit/index.js'
 import { isAdmin, type Principal, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
@@ -141,9 +141,7 @@ export class GcService {
     context: RequestContext,
     event: Omit<AuditInput, keyof ReturnType<typeof auditActor>>,
   ) {
-    await withTransaction(this.pool, (client) =>
-      appendAuditEvent(client, { ...auditActor(principal, context), ...event }),
-    )
+    await auditAlone(this.pool, auditActor(principal, context), event)
   }
 }
 

@@ -45,6 +45,7 @@ export {
   isLegacyMediaType,
   type LegacyManifest,
   MANIFEST_ACCEPT,
+  MANIFEST_MEDIA_TYPES,
   type Manifest,
   type ManifestKind,
   MediaTypes,

@@ -26,14 +26,16 @@ const LEGACY_TYPES: ReadonlySet<string> = new Set([MediaTypes.DockerSchema1Signe
  * that digest would miss. Schema 1 types come last so legacy manifests are served as they are and
  * can be recognised rather than failing the request.
  */
-export const MANIFEST_ACCEPT = [
+export const MANIFEST_MEDIA_TYPES: readonly string[] = [
   MediaTypes.OciIndex,
   MediaTypes.OciManifest,
   MediaTypes.DockerManifestList,
   MediaTypes.DockerManifest,
   MediaTypes.DockerSchema1Signed,
   MediaTypes.DockerSchema1,
-].join(', ')
+]
+
+export const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ')
 
 /** distribution refuses manifests over 4 MiB (`maxManifestBodySize`); nothing bigger is real. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type pg from 'pg'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
-import { MediaTypes, USER_AGENT } from '../oci/index.js'
+import { MANIFEST_MEDIA_TYPES, USER_AGENT } from '../oci/index.js'
 import { isDigest, isRepositoryName, isTag } from '../oci/reference.js'
 import type { EventCounts, RegistryEvent } from './schemas.js'
 import { type EventSecrets, secretMatches } from './secrets.js'
@@ -14,14 +14,7 @@ import {
   upsertTagActivity,
 } from './sql.js'
 
-const MANIFEST_TYPES: ReadonlySet<string> = new Set([
-  MediaTypes.OciIndex,
-  MediaTypes.OciManifest,
-  MediaTypes.DockerManifestList,
-  MediaTypes.DockerManifest,
-  MediaTypes.DockerSchema1Signed,
-  MediaTypes.DockerSchema1,
-])
+const MANIFEST_TYPES: ReadonlySet<string> = new Set(MANIFEST_MEDIA_TYPES)
 
 /** How long event ids are remembered for deduplication, and how often old ones are dropped. */
 export const EVENT_ID_RETENTION_MS = 7 * 24 * 3600_000

@@ -48,9 +48,7 @@ export async function gatherRepository(
   repository: string,
 ): Promise<RepositoryFacts> {
   const heads = await ctx.browse.snapshotTags(registry, repository)
-  const tagsByDigest = new Map<string, string[]>()
-  for (const [tag, head] of heads)
-    tagsByDigest.set(head.digest, [...(tagsByDigest.get(head.digest) ?? []), tag])
+  const tagsByDigest = groupTagsByDigest(heads)
   const [firstSeen, activity] = await Promise.all([
     ctx.activity.recordSightings(
       registry,

@@ -309,7 +309,7 @@ export class RetentionService {
     if (run.state !== 'queued' && run.state !== 'running') return toRunView(run)
     const policy = await getPolicy(this.pool, run.policy_id)
     const context: RequestContext = { requestId: `retention-run-${run.id}` }
-    if (!policy || !policy.enabled) {
+    if (!policy?.enabled) {
       return this.finish(run, policy, context, {
         state: 'failed',
         error: policy ? 'the policy was disabled before the run started' : 'the policy was deleted',
