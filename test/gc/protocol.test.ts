@@ -84,7 +84,8 @@ t.test(
         executor: garbageCollect(gcConfigPath),
         before: postHook(`${controlUrl}/before`),
         after: postHook(`${controlUrl}/after`),
-        waitMs: 500,
+        // Long enough that the first push attempt lands in the window even on a loaded machine.
+        waitMs: 1500,
         storagePath: storageDir,
         quietPeriodMs: 3_600_000,
       },
