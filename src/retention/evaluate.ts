@@ -2,7 +2,7 @@ import { type GovernanceConfig, matchesGlob, owningTeams } from '../governance/i
 import { mapLimit } from '../registries/map-limit.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { type FactsContext, gatherRepository, type RepositoryFacts } from './facts.js'
-import { type ArtifactVerdict, evaluateRules, timeOf } from './rules.js'
+import { type ArtifactVerdict, evaluateRules, judgesBy, timeOf } from './rules.js'
 import type { ExpiredArtifact, GuardResult, PolicyFields, PolicyGuards, RunCounts, RunRow } from './sql.js'
 
 /**
@@ -35,7 +35,7 @@ export interface EvaluateDeps extends Omit<FactsContext, 'needsCreated'> {
 
 export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): Promise<Evaluation> {
   const repositories = await coveredRepositories(deps.registries, deps.governance, policy)
-  const needsCreated = JSON.stringify(policy.rules.rules).includes('"created"')
+  const needsCreated = judgesBy(policy.rules, 'created')
   const results = await mapLimit(repositories, deps.concurrency, async (repository) => {
     try {
       const facts = await gatherRepository({ ...deps, needsCreated }, policy.registry, repository)

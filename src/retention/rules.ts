@@ -96,6 +96,15 @@ export function parseDuration(text: string): number | undefined {
   return Number(match[1]) * (UNIT_MS[match[2] as string] as number)
 }
 
+/** Whether any rule judges by `by` (facts gathering fetches image configs only for `created`). */
+export function judgesBy(set: RuleSet, by: TimeBasis): boolean {
+  return set.rules.some((rule) =>
+    Object.values((rule.keep ?? rule.expire ?? {}) as Record<string, { by?: TimeBasis } | true>).some(
+      (condition) => typeof condition === 'object' && condition.by === by,
+    ),
+  )
+}
+
 /** Every problem of a rule set, one line each naming the rule; empty when it is valid. */
 export function ruleSetProblems(set: RuleSet): string[] {
   const problems: string[] = []

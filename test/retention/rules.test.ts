@@ -2,6 +2,7 @@ import t from 'tap'
 import {
   type ArtifactFacts,
   evaluateRules,
+  judgesBy,
   parseDuration,
   type RetentionRule,
   type RuleSet,
@@ -371,6 +372,16 @@ t.test('rule set problems and durations', async (t) => {
   t.equal(parseDuration('14d'), 14 * DAY)
   t.equal(parseDuration('2w'), 14 * DAY)
   t.equal(parseDuration('90'), undefined)
+  const byCreated: RuleSet = {
+    rules: [{ keep: { mostRecent: { count: 1, by: 'created' } } }],
+    default: 'keep',
+  }
+  const described: RuleSet = {
+    rules: [{ description: 'created', select: { include: ['created'] }, keep: { always: true } }],
+    default: 'keep',
+  }
+  t.ok(judgesBy(byCreated, 'created'), 'a condition by created time needs image configs')
+  t.notOk(judgesBy(described, 'created'), 'the word in a description or pattern does not')
   t.same(ruleSetProblems({ rules: [{ select: {} }], default: 'keep' }), [
     'rules[0]: give exactly one of keep or expire',
   ])
