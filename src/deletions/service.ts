@@ -146,6 +146,11 @@ export class DeletionService {
     context: RequestContext,
     input: CreateDeletionInput,
     idempotencyKey?: string,
+    /**
+     * Sees the resolved plan before anything is stored and may throw to refuse it (a retention run
+     * refuses tags it never judged). The plan is resolved once, for both.
+     */
+    options: { vetPlan?: (plan: Plan) => void } = {},
   ): Promise<{ deletion: DeletionView; created: boolean }> {
     validateTargets(input)
     const fingerprint = fingerprintOf(principal, input)
@@ -166,6 +171,7 @@ export class DeletionService {
       })
       throw PROBLEM_ERRORS[problem.code](problem.message)
     }
+    options.vetPlan?.(plan)
 
     const needsApproval = plan.approvals.count > 0
     const state: DeletionState = needsApproval ? 'awaiting_approval' : 'approved'
@@ -512,12 +518,9 @@ export class DeletionService {
    */
   async announce(client: pg.PoolClient, row: DeletionRow, type: DeletionNotificationType): Promise<void> {
     if (!this.notifier?.active) return
-    const [approvals, counts] = [await listApprovals(client, [row.id]), await itemCounts(client, [row.id])]
-    const view = toView(
-      row,
-      approvals.filter((a) => a.deletion_id === row.id),
-      counts.get(row.id),
-    )
+    const approvals = await listApprovals(client, [row.id])
+    const counts = await itemCounts(client, [row.id])
+    const view = toView(row, approvals, counts.get(row.id))
     await this.notifier.notify(client, deletionEvent(type, view, row.owning_teams))
   }
 

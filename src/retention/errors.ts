@@ -9,5 +9,6 @@ export const retentionErrors = {
     404,
   ),
   POLICY_NAME_TAKEN: createError('REGENT_POLICY_NAME_TAKEN', 'A retention policy named %s exists', 409),
+  POLICY_TARGETS_MOVED: createError('REGENT_POLICY_TARGETS_MOVED', 'Refused: %s', 409),
   INVALID_POLICY: createError('REGENT_INVALID_POLICY', 'Invalid retention policy: %s', 400),
 } as const

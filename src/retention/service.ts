@@ -217,14 +217,15 @@ export class RetentionService {
       state: 'previewed',
       requestedBy: principal.subject,
     })) as RunRow
+    const guard = this.guard(evaluation, policy)
     await setRunOutcome(this.pool, run.id, {
       state: 'previewed',
       counts: evaluation.counts,
       expired: evaluation.expired,
-      guard: this.guard(evaluation, policy),
+      guard,
       finished: true,
     })
-    return this.previewView(run.id, policy, evaluation, diffAgainst(evaluation.expired, previous))
+    return this.previewView(run.id, policy, evaluation, guard, diffAgainst(evaluation.expired, previous))
   }
 
   /** A dry run of a policy that is not saved: the same evaluation, nothing stored. */
@@ -232,7 +233,8 @@ export class RetentionService {
     requireViewer(principal)
     const fields = this.validate(input)
     const evaluation = await this.evaluate(fields)
-    return this.previewView(null, fields, evaluation, diffAgainst(evaluation.expired, undefined))
+    const guard = this.guard(evaluation, fields)
+    return this.previewView(null, fields, evaluation, guard, diffAgainst(evaluation.expired, undefined))
   }
 
   /** Queues a run now; it evaluates, checks the guard and files its request in the job. */
@@ -335,21 +337,20 @@ export class RetentionService {
         : {}),
     }
     try {
-      // A tag pushed onto an expired digest after the evaluation would vanish with it unjudged.
-      const plan = await this.deletions.plan(principal, context, input)
       const judged = new Map(evaluation.expired.map((e) => [`${e.repository}@${e.digest}`, new Set(e.tags)]))
-      for (const item of plan.items) {
-        const tags = judged.get(`${item.repository}@${item.digest}`)
-        const unjudged = tags ? item.vanishingTags.filter((t) => !tags.has(t)) : []
-        if (unjudged.length > 0) {
-          return this.finish(run, policy, context, {
-            ...found,
-            state: 'failed',
-            error: `${item.repository}:${unjudged.join(', ')} now point at ${item.digest}, which the policy judged without them; run again`,
-          })
-        }
-      }
-      const { deletion } = await this.deletions.create(principal, context, input, `retention-run-${run.id}`)
+      const { deletion } = await this.deletions.create(principal, context, input, `retention-run-${run.id}`, {
+        // A tag pushed onto an expired digest after the evaluation would vanish with it unjudged.
+        vetPlan: (plan) => {
+          for (const item of plan.items) {
+            const tags = judged.get(`${item.repository}@${item.digest}`)
+            const unjudged = tags ? item.vanishingTags.filter((t) => !tags.has(t)) : []
+            if (unjudged.length > 0)
+              throw new errors.POLICY_TARGETS_MOVED(
+                `${item.repository}:${unjudged.join(', ')} now point at ${item.digest}, which the policy judged without them; run again`,
+              )
+          }
+        },
+      })
       return this.finish(run, policy, context, {
         ...found,
         state: deletion.state === 'awaiting_approval' ? 'proposed' : 'executing',
@@ -500,9 +501,9 @@ export class RetentionService {
     id: string | null,
     policy: PolicyFields,
     evaluation: Evaluation,
+    guard: GuardResult,
     diff: EvaluationDiff,
   ): PreviewView {
-    const guard = this.guard(evaluation, policy)
     const verdicts = evaluation.repositories.flatMap((repo) =>
       repo.verdicts.flatMap((v) =>
         (v.tags.length > 0 ? v.tags : [null]).map((tag) => ({
