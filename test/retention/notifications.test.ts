@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startCaptureServer } from '../helpers/capture-server.js'
 import { pushImage } from '../helpers/fixtures.js'
-import { createPolicy, payApprover, pushedDaysAgo, setup, waitForRun } from './support.js'
+import { createPolicy, pushedDaysAgo, runPolicy, setup } from './support.js'
 
 /** Owners hear before a scheduled run deletes their tags, and when a run proposes a deletion. */
 t.test('a warning ahead of a scheduled run, and a notice when a run files its request', async (t) => {
@@ -67,12 +67,7 @@ t.test('a warning ahead of a scheduled run, and a notice when a run files its re
   )
   t.same(warning.data.expired, [{ repository: 'payments/api', digest: old.digest, tags: ['tmp-1'] }])
 
-  const started = await app.inject({
-    method: 'POST',
-    url: `/v1/policies/${policy.id}/run`,
-    headers: payApprover,
-  })
-  const run = await waitForRun(app, policy.id, started.json().id)
+  const run = await runPolicy(app, policy.id)
   t.equal(run.state, 'proposed')
   const proposed = await delivered('policy.proposed')
   t.equal(proposed.data.deletionId, run.deletionId)

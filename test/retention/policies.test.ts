@@ -1,7 +1,7 @@
 import t from 'tap'
 import { waitForState } from '../deletions/support.js'
 import { build } from '../helper.js'
-import { pushImage, pushIndex } from '../helpers/fixtures.js'
+import { pushImage, pushIndex, tagManifest } from '../helpers/fixtures.js'
 import {
   admin,
   createPolicy,
@@ -9,6 +9,7 @@ import {
   payRequester,
   preview,
   pushedDaysAgo,
+  runPolicy,
   setup,
   waitForRun,
   webApprover,
@@ -59,13 +60,7 @@ t.test(
     t.ok(seen.counts.bytes > 0, 'bytes the deletion frees')
     t.notOk(seen.guard.tripped)
 
-    const started = await app.inject({
-      method: 'POST',
-      url: `/v1/policies/${policy.id}/run`,
-      headers: payApprover,
-    })
-    t.equal(started.statusCode, 202, started.body)
-    const run = await waitForRun(app, policy.id, started.json().id)
+    const run = await runPolicy(app, policy.id)
     t.equal(run.state, 'executing', run.summary)
     t.same(run.expired, [{ repository: 'payments/api', digest: lonely.digest, tags: ['feature-y'] }])
     const deletion = await waitForState(app, run.deletionId)
@@ -112,12 +107,7 @@ t.test(
     t.match(seen.guard.reasons, [/would delete every tag of payments\/wipe \(3\)/])
     t.match(seen.summary, /a run would stop for an admin/)
 
-    const started = await app.inject({
-      method: 'POST',
-      url: `/v1/policies/${policy.id}/run`,
-      headers: payApprover,
-    })
-    const run = await waitForRun(app, policy.id, started.json().id)
+    const run = await runPolicy(app, policy.id)
     t.equal(run.state, 'guarded')
     t.equal(run.deletionId, null)
     const deletions = (await app.inject({ url: '/v1/deletions', headers: admin })).json()
@@ -450,3 +440,47 @@ t.test('preview: an unsaved dry run, and the difference from the previous previe
   )
   t.match(second.summary, /1 newly, 1 no longer since preview/)
 })
+
+t.test(
+  'a tag pushed onto an expired digest between evaluation and filing fails the run; nothing is filed',
+  async (t) => {
+    const { client, app } = await setup(t)
+    const old = await pushImage(client, 'payments/api', { tags: ['tmp-1'] })
+    await pushImage(client, 'payments/api', { tags: ['v1'] })
+    await pushedDaysAgo(app, 'payments/api', [{ ...old, tag: 'tmp-1' }], 10)
+    const policy = await createPolicy(app, {
+      name: 'racy',
+      team: 'payments',
+      registry: 'local',
+      repositories: ['payments/**'],
+      mode: 'auto',
+      rules: [{ select: { include: ['tmp-*'] }, expire: { olderThan: { age: '5d', by: 'push' } } }],
+    })
+    // Someone tags the expiring image `release` right after the evaluation judged it.
+    const evaluate = app.retention.evaluate.bind(app.retention)
+    app.retention.evaluate = async (fields) => {
+      const evaluation = await evaluate(fields)
+      await tagManifest(client, 'payments/api', old, ['release'])
+      return evaluation
+    }
+    const queued = await app.inject({
+      method: 'POST',
+      url: `/v1/policies/${policy.id}/run`,
+      headers: payApprover,
+    })
+    const run = await app.retention.executeRun(queued.json().id)
+    t.equal(run.state, 'failed')
+    t.match(run.error, /payments\/api:release now point at sha256:.*, which the policy judged without them/)
+    t.equal(run.deletionId, null)
+    t.equal(
+      (await app.inject({ url: '/v1/deletions', headers: admin })).json().items.length,
+      0,
+      'nothing filed',
+    )
+    t.equal(
+      (await client.headManifest('payments/api', 'release'))?.digest,
+      old.digest,
+      'release still resolves',
+    )
+  },
+)

@@ -7,7 +7,7 @@ import { build } from '../helper.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { freePort, registryConfig, withRegistry } from '../helpers/registry.js'
 import { waitFor } from '../jobs/support.js'
-import { createPolicy, EVENTS_SECRET, governance, preview } from './support.js'
+import { createPolicy, EVENTS_SECRET, eventsRegistry, governance, preview } from './support.js'
 
 /**
  * A real docker-registry configured to notify Regent: its push and pull events reach Regent and
@@ -29,13 +29,7 @@ t.test('notifications from a real registry change what keep-pulled-within keeps'
   })
   const app = await build(t, {
     config: {
-      registries: [
-        registryConfig(registry, {
-          name: 'local',
-          retries: 0,
-          events: { secretEnv: 'REGENT_TEST_EVENTS_SECRET' },
-        }),
-      ],
+      registries: [eventsRegistry(registry)],
       governance,
       browse: { tagTtlMs: 0 },
     },

@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { RegistryClient } from '../../src/oci/index.js'
 import { fastJobs } from '../deletions/support.js'
 import { authHeaders, build, createTestDatabase } from '../helper.js'
-import { registryConfig, withRegistry } from '../helpers/registry.js'
+import { registryConfig, type TestRegistry, withRegistry } from '../helpers/registry.js'
 
 /** Shared by the retention tests: payments deletes its own freely (auto allowed), web needs one approval. */
 export const governance = {
@@ -24,6 +24,15 @@ export const admin = authHeaders({ sub: 'root', roles: ['admin'] })
 
 export const EVENTS_SECRET = 'retention-test-events-secret'
 
+/** The test registry as `local`, taking registry events with EVENTS_SECRET. */
+export function eventsRegistry(registry: TestRegistry) {
+  return registryConfig(registry, {
+    name: 'local',
+    retries: 0,
+    events: { secretEnv: 'REGENT_TEST_EVENTS_SECRET' },
+  })
+}
+
 export async function setup(
   t: Test,
   options: {
@@ -38,13 +47,7 @@ export async function setup(
   t.teardown(() => client.close())
   const databaseUrl = await createTestDatabase(t)
   const config = {
-    registries: [
-      registryConfig(registry, {
-        name: 'local',
-        retries: 0,
-        events: { secretEnv: 'REGENT_TEST_EVENTS_SECRET' },
-      }),
-    ],
+    registries: [eventsRegistry(registry)],
     governance,
     worker: options.worker ?? false,
     jobs: fastJobs,
@@ -131,4 +134,11 @@ export async function waitForRun(app: FastifyInstance, policyId: string, runId: 
     if (Date.now() > deadline) throw new Error(`run ${runId} stuck in ${run.state}`)
     await sleep(100)
   }
+}
+
+/** POST …/run (202 or it throws), then waits for the run to end. */
+export async function runPolicy(app: FastifyInstance, policyId: string, headers = payApprover) {
+  const res = await app.inject({ method: 'POST', url: `/v1/policies/${policyId}/run`, headers })
+  if (res.statusCode !== 202) throw new Error(`run not queued: ${res.statusCode} ${res.body}`)
+  return waitForRun(app, policyId, res.json().id)
 }
