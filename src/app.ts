@@ -139,8 +139,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       [EXECUTE_DELETION]: deletionHandler({
         pool: app.db,
         registries: app.registries,
-        itemConcurrency: config.deletions.itemConcurrency,
-        manifests: (registry, repository, digest) => app.browse.manifestOf(registry, repository, digest),
+        browse: app.browse,
+        governance: config.governance,
+        repositoryConcurrency: config.deletions.repositoryConcurrency,
+        waveSize: config.deletions.waveSize,
         ...(overrides.executionHooks ? { hooks: overrides.executionHooks } : {}),
         notify: async (id) => {
           await app.db.query('SELECT pg_notify($1, $2)', [DELETIONS_CHANNEL, id])

@@ -69,11 +69,18 @@ const GraphqlSchema = Type.Object(
 
 const DeletionsSchema = Type.Object(
   {
-    itemConcurrency: Type.Integer({
+    repositoryConcurrency: Type.Integer({
       minimum: 1,
       maximum: 64,
       default: 8,
-      description: 'Items of one request deleted at once',
+      description: 'Repositories of one request executed at once; within a repository, one DELETE at a time',
+    }),
+    waveSize: Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      default: 100,
+      description:
+        'Items of one repository verified together just before their DELETEs; smaller waves narrow the window in which a change goes unseen, at one tag listing and one HEAD per tag per wave',
     }),
     maxAttempts: Type.Integer({
       minimum: 1,

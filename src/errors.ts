@@ -29,6 +29,12 @@ export const errors = {
     403,
   ),
 
+  BOT_MAY_NOT_ACT_FOR: createError(
+    'REGENT_ON_BEHALF_NOT_ALLOWED',
+    'Bot %s may not act on behalf of %s (auth.bots)',
+    403,
+  ),
+
   INVALID_CURSOR: createError('REGENT_INVALID_CURSOR', 'The cursor is not one this API handed out', 400),
   TAG_NOT_FOUND: createError('REGENT_TAG_NOT_FOUND', 'Tag %s not found in registry %s', 404),
   REGISTRY_UNKNOWN: createError('REGENT_REGISTRY_UNKNOWN', 'Registry %s is not configured', 404),
@@ -64,6 +70,11 @@ export const errors = {
   ),
   HOLD_NOT_FOUND: createError('REGENT_HOLD_NOT_FOUND', 'Legal hold %s not found', 404),
   SELF_APPROVAL: createError('REGENT_SELF_APPROVAL', 'Self-approval refused: %s', 403),
+  CREDENTIAL_ALREADY_DECIDED: createError(
+    'REGENT_CREDENTIAL_ALREADY_DECIDED',
+    'The credential %s already decided on this request (for %s): a token counts once, whoever it relays for',
+    403,
+  ),
   APPROVER_NOT_ELIGIBLE: createError('REGENT_APPROVER_NOT_ELIGIBLE', 'Not an eligible approver: %s', 403),
   REQUESTER_NOT_ELIGIBLE: createError(
     'REGENT_REQUESTER_NOT_ELIGIBLE',

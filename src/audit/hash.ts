@@ -20,7 +20,12 @@ export function canonicalEventEncoding(event: HashedFields): string {
   if (event.schemaVersion !== 1) {
     throw new Error(`audit event schema_version ${event.schemaVersion} is unknown to this build`)
   }
-  return canonicalJson({
+  return canonicalJson(eventColumnsOf(event))
+}
+
+/** The hashed fields under their column names: what the hash covers, and what the writer inserts. */
+export function eventColumnsOf(event: HashedFields) {
+  return {
     seq: event.seq,
     occurred_at: event.occurredAt,
     action: event.action,
@@ -39,7 +44,7 @@ export function canonicalEventEncoding(event: HashedFields): string {
     outcome: event.outcome,
     details: event.details,
     schema_version: event.schemaVersion,
-  })
+  }
 }
 
 /** JSON with object keys sorted (by UTF-16 code unit) at every depth; no whitespace. */

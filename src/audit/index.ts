@@ -19,4 +19,4 @@ export {
   type JsonValue,
 } from './types.js'
 export { type VerifyOptions, type VerifyResult, verifyAuditChain } from './verify.js'
-export { appendAuditEvent, auditAlone } from './writer.js'
+export { appendAuditEvent, appendAuditEvents, auditAlone } from './writer.js'

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { withTransaction } from '../db/transaction.js'
-import { computeEventHash, type HashedFields } from './hash.js'
+import { computeEventHash, eventColumnsOf, type HashedFields } from './hash.js'
 import { type AuditEventRow, eventColumns, OCCURRED_AT_FORMAT, rowToEvent } from './rows.js'
 import {
   AUDIT_SCHEMA_VERSION,
@@ -100,6 +100,75 @@ export async function appendAuditEvent(client: pg.PoolClient, input: AuditInput)
     throw new Error(`audit event seq ${stored.seq} would not verify as stored; refusing to write it`)
   }
   return stored
+}
+
+/** Inserts many events after one chain-head lock; the rows come from one JSON array. */
+const INSERT_EVENTS = `
+  INSERT INTO audit_events (
+    seq, occurred_at, action, actor_subject, on_behalf_of, actor_teams, channel, source_ip,
+    user_agent, request_id, registry, repository, tag, digest, deletion_id, outcome, details,
+    prev_hash, hash, schema_version)
+  SELECT e.seq, e.occurred_at, e.action, e.actor_subject, e.on_behalf_of,
+    ARRAY(SELECT jsonb_array_elements_text(e.actor_teams)), e.channel, e.source_ip, e.user_agent,
+    e.request_id, e.registry, e.repository, e.tag, e.digest, e.deletion_id, e.outcome, e.details,
+    e.prev_hash, e.hash, e.schema_version
+  FROM jsonb_to_recordset($1::jsonb) AS e(
+    seq bigint, occurred_at timestamptz, action text, actor_subject text, on_behalf_of text,
+    actor_teams jsonb, channel text, source_ip text, user_agent text, request_id text, registry text,
+    repository text, tag text, digest text, deletion_id uuid, outcome text, details jsonb,
+    prev_hash text, hash text, schema_version integer)
+  RETURNING ${eventColumns('audit_events')}`
+
+/**
+ * Moves the head over the events just inserted, in a statement of its own: the head's trigger
+ * checks that every event it passes over exists.
+ */
+const ADVANCE_HEAD = `
+  UPDATE audit_chain_head SET last_seq = $1::bigint, last_hash = $2::text
+  WHERE id AND last_seq = $3::bigint`
+
+/**
+ * Appends several events in one round trip, under one lock of the chain head: what a wave of
+ * deletion items records. Same guarantees as `appendAuditEvent`: part of the caller's
+ * transaction, and every row is re-hashed as stored before the transaction may commit.
+ */
+export async function appendAuditEvents(client: pg.PoolClient, inputs: AuditInput[]): Promise<AuditEvent[]> {
+  if (inputs.length === 0) return []
+  if (inputs.length === 1) return [await appendAuditEvent(client, inputs[0]!)]
+  const fields = inputs.map(normaliseInput)
+  const head = await client.query<{ last_seq: string; last_hash: string; occurred_at: string }>(
+    LOCK_CHAIN_HEAD,
+  )
+  const current = head.rows[0]
+  if (!current) throw new Error('audit_chain_head has no row: migration 002 has not run')
+  const first = Number(current.last_seq)
+  let prevHash = current.last_hash
+  const rows = fields.map((input, i) => {
+    const event: HashedFields = {
+      ...input,
+      seq: first + i + 1,
+      occurredAt: current.occurred_at,
+      schemaVersion: AUDIT_SCHEMA_VERSION,
+    }
+    const hash = computeEventHash(prevHash, event)
+    const row = { ...eventColumnsOf(event), prev_hash: prevHash, hash }
+    prevHash = hash
+    return row
+  })
+  const { rows: stored } = await client.query<AuditEventRow>(INSERT_EVENTS, [JSON.stringify(rows)])
+  const advanced = await client.query(ADVANCE_HEAD, [first + rows.length, prevHash, first])
+  if (stored.length !== rows.length || advanced.rowCount !== 1) {
+    throw new Error('the audit chain head moved while it was locked')
+  }
+  return stored
+    .sort((a, b) => Number(a.seq) - Number(b.seq))
+    .map((row) => {
+      const event = rowToEvent(row)
+      if (computeEventHash(event.prevHash, event) !== event.hash) {
+        throw new Error(`audit event seq ${event.seq} would not verify as stored; refusing to write it`)
+      }
+      return event
+    })
 }
 
 type NormalisedInput = Omit<HashedFields, 'seq' | 'occurredAt' | 'schemaVersion'>

@@ -25,6 +25,23 @@ export const AuthConfigSchema = Type.Object(
     clockToleranceSec: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
     teamsClaim: Type.String({ minLength: 1, default: 'groups' }),
     rolesClaim: Type.String({ minLength: 1, default: 'roles' }),
+    bots: Type.Array(
+      Type.Object(
+        {
+          subject: Type.String({ minLength: 1, maxLength: 256, description: "The bot token's `sub`" }),
+          actFor: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+            minItems: 1,
+            description: 'Globs of the subjects this bot may act for (X-Regent-On-Behalf-Of)',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: [],
+        description:
+          'When set, only these bots may act on behalf of someone, and only for the subjects listed',
+      },
+    ),
   },
   { additionalProperties: false, default: {} },
 )

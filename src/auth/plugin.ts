@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { errors } from '../errors.js'
+import { matchesGlob } from '../governance/globs.js'
 import { createKeySource } from './keys.js'
 import { type Principal, ROLES, type Role } from './principal.js'
 
@@ -95,6 +96,11 @@ export function principalFrom(
     if (!roles.includes('bot')) throw new errors.ON_BEHALF_NOT_ALLOWED()
     if (!person || !SUBJECT.test(person))
       throw new errors.VALIDATION(`${ON_BEHALF_OF_HEADER} is not a valid subject`)
+    if (auth.bots.length > 0) {
+      const bot = auth.bots.find((b) => b.subject === subject)
+      if (!bot?.actFor.some((glob) => matchesGlob(glob, person)))
+        throw new errors.BOT_MAY_NOT_ACT_FOR(subject, person)
+    }
     principal.onBehalfOf = person
   }
   return principal

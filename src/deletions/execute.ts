@@ -1,29 +1,37 @@
 import type pg from 'pg'
-import { appendAuditEvent, auditActor } from '../audit/index.js'
+import { type AuditInput, appendAuditEvent, appendAuditEvents, auditActor } from '../audit/index.js'
 import { withTransaction } from '../db/transaction.js'
 import type { DeletionGcHooks } from '../gc/deletions.js'
+import { activeHolds, lockHoldsForReading } from '../governance/holds.js'
+import type { GovernanceConfig } from '../governance/index.js'
 import { type JobContext, type JobHandler, NonRetryableJobError } from '../jobs/index.js'
-import { isRegistryError, type RegistryClient } from '../oci/index.js'
+import { isRegistryError, type RegistryClient, type RegistryError } from '../oci/index.js'
+import type { BrowseService } from '../registries/browse-service.js'
 import { mapLimit } from '../registries/map-limit.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import {
-  finishItem,
+  finishItems,
+  type ItemResult,
   type ItemRow,
   itemCounts,
   itemsOf,
-  markDeleteSent,
-  storePlaceholder,
-  storeRestoreData,
+  markSent,
+  planChangedCounts,
+  type SentMarker,
 } from './items-sql.js'
-import { buildPlaceholder } from './placeholder.js'
+import { pushPlaceholder } from './placeholder.js'
+import { executionRank } from './plan.js'
+import { type RepositorySession, withRepositoryLock } from './repository-lock.js'
+import { loadRepositoryState } from './repository-state.js'
 import { type DeletionRow, getDeletion, setDeletionState } from './sql.js'
 import type { DeletionState } from './state-machine.js'
+import { ALREADY_DELETED, type Judgement, judge, placeholderOf, protectionChange } from './verify.js'
 
 export const EXECUTE_DELETION = 'deletion.execute'
 
 /**
- * Seams for the crash tests (reliability R7): called right before an item's DELETE leaves and
- * right after its answer is read, before the outcome is committed. Production passes none.
+ * Seams for the crash tests: called right before an item's DELETE leaves and right after its answer
+ * is read, before the outcome is committed. Production passes none.
  */
 export interface ExecutionHooks {
   beforeDelete?(item: ItemRow): void | Promise<void>
@@ -33,14 +41,14 @@ export interface ExecutionHooks {
 export interface ExecutionDeps {
   pool: pg.Pool
   registries: RegistrySet
-  itemConcurrency: number
+  /** Fresh looks at repositories before each wave, and manifests through the content cache. */
+  browse: BrowseService
+  governance: GovernanceConfig
+  /** Repositories of one request executed at once (each by one writer). */
+  repositoryConcurrency: number
+  /** Items of one repository verified together before their DELETEs are sent. */
+  waveSize: number
   hooks?: ExecutionHooks
-  /** A manifest's bytes by digest through the content cache; without it they are fetched. */
-  manifests?: (
-    registry: string,
-    repository: string,
-    digest: string,
-  ) => Promise<{ mediaType: string; bytes: Buffer }>
   /** Tells listeners (GraphQL subscriptions, other replicas) a request's progress changed. */
   notify?: (deletionId: string) => Promise<void>
   /** Garbage collection: jobs wait while a GC of their registry runs; finished ones schedule one. */
@@ -62,20 +70,30 @@ const FINAL_EVENT = {
   failed: 'deletion.failed',
 } as const
 
-type ItemResult = {
-  state: 'deleted' | 'skipped' | 'failed'
-  outcome: string
-  errorCode?: string
-  error?: string
+/** Registry answers after which a DELETE may or may not have happened: look before deciding. */
+const DOUBTFUL = new Set(['server_error', 'network'])
+/** Registry answers that refused before acting: the item stays pending and the job retries. */
+const RETRYABLE = new Set(['rate_limited', 'server_error', 'network'])
+
+interface Execution {
+  deps: ExecutionDeps
+  request: DeletionRow
+  client: RegistryClient
+  ctx: JobContext
+  /** Faults that leave items pending: the attempt fails and the queue retries it with backoff. */
+  retryable: unknown[]
+  progress: () => Promise<void>
 }
 
 /**
- * Runs an approved deletion. Every item is re-resolved and skipped if its tag moved; what a restore
- * needs is stored before the delete; the DELETE is marked as sent (committed) before it leaves, so a
- * re-run after a crash treats the registry's 404 as its own earlier success; the outcome and the
- * item's one audit event commit together. No transaction is open while the registry is called.
- * Retryable registry faults (5xx, 429, resets) leave the item pending and fail the attempt, so the
- * queue retries with backoff; terminal ones (405, 403, a first-attempt 404) fail the item.
+ * Runs an approved deletion, repository by repository, each under its one-writer lock, in waves:
+ * a fresh look at the repository; each item judged against what was approved (verify.ts); one
+ * transaction that re-reads holds and protections and commits the "DELETE sent" markers with what a
+ * restore needs; the DELETEs, one at a time; one transaction with the outcomes and their audit
+ * events. No transaction is open while the registry is called. A re-run after a crash treats the
+ * registry's 404 for a marked item as its own earlier success. Retryable registry faults leave the
+ * item pending and fail the attempt, so the queue retries with backoff; terminal ones (405, 403, a
+ * first-attempt 404) fail the item.
  */
 export function deletionHandler(deps: ExecutionDeps): JobHandler {
   return async (job, ctx) => {
@@ -83,28 +101,35 @@ export function deletionHandler(deps: ExecutionDeps): JobHandler {
     await deps.gc?.waitWhileCollecting(job)
     const request = await start(deps.pool, deletionId)
     if (!request) return { skipped: 'not runnable' }
-    const { client } = deps.registries.get(request.registry)
-    const pending = await itemsOf(deps.pool, deletionId, 'pending')
-    // Children before their index would break the index while it still exists; parents first.
-    const ordered = [...pending].sort((a, b) => rank(a) - rank(b) || a.position - b.position)
-    const retryable: unknown[] = []
-    const progress = throttled(PROGRESS_EVERY_MS, () => reportProgress(deps, ctx, deletionId))
-    for (const wave of waves(ordered)) {
-      await mapLimit(wave, deps.itemConcurrency, async (item) => {
-        if (ctx.signal.aborted) return
-        try {
-          await runItem(deps, request, client, item)
-        } catch (err) {
-          retryable.push(err)
-        }
-        await progress()
-      })
+    const run: Execution = {
+      deps,
+      request,
+      client: deps.registries.get(request.registry).client,
+      ctx,
+      retryable: [],
+      progress: throttled(PROGRESS_EVERY_MS, () => reportProgress(deps, ctx, deletionId)),
     }
+    const pending = await itemsOf(deps.pool, deletionId, 'pending')
+    const byRepository = new Map<string, ItemRow[]>()
+    for (const item of pending)
+      byRepository.set(item.repository, [...(byRepository.get(item.repository) ?? []), item])
+    // Every repository runs to its end even when another fails, so nothing is left running after
+    // the attempt is over.
+    const failures: unknown[] = []
+    await mapLimit([...byRepository], deps.repositoryConcurrency, async ([repository, items]) => {
+      if (ctx.signal.aborted) return
+      await withRepositoryLock(deps.pool, request.registry, repository, ctx.signal, (session) =>
+        runRepository(run, session, items),
+      ).catch((err: unknown) => failures.push(err))
+    })
     await reportProgress(deps, ctx, deletionId)
     ctx.signal.throwIfAborted()
-    if (retryable.length > 0) {
-      const first = retryable[0] as Error & { retryAfterSeconds?: number }
-      const err = new Error(`${retryable.length} item(s) hit a retryable registry fault: ${first.message}`)
+    if (failures.length > 0) throw failures[0]
+    if (run.retryable.length > 0) {
+      const first = run.retryable[0] as Error & { retryAfterSeconds?: number }
+      const err = new Error(
+        `${run.retryable.length} item(s) hit a retryable registry fault: ${first.message}`,
+      )
       if (first.retryAfterSeconds) Object.assign(err, { retryAfterMs: first.retryAfterSeconds * 1000 })
       throw err
     }
@@ -132,25 +157,252 @@ async function start(pool: pg.Pool, deletionId: string): Promise<DeletionRow | u
   })
 }
 
-async function runItem(
-  deps: ExecutionDeps,
-  request: DeletionRow,
-  client: RegistryClient,
+/** Items in execution order (what lists others first), in waves of one rank and at most `waveSize`. */
+async function runRepository(run: Execution, session: RepositorySession, items: ItemRow[]): Promise<void> {
+  const ordered = [...items].sort(
+    (a, b) => executionRank(rankable(a)) - executionRank(rankable(b)) || a.position - b.position,
+  )
+  let wave: ItemRow[] = []
+  for (const item of ordered) {
+    if (wave.length > 0 && (wave.length >= run.deps.waveSize || rankOf(wave[0]!) !== rankOf(item))) {
+      await runWave(run, session, wave)
+      wave = []
+    }
+    wave.push(item)
+  }
+  if (wave.length > 0) await runWave(run, session, wave)
+}
+
+async function runWave(run: Execution, session: RepositorySession, wave: ItemRow[]): Promise<void> {
+  const { deps, request, ctx } = run
+  if (ctx.signal.aborted) return
+  const repository = wave[0]!.repository
+  const state = await loadRepositoryState(deps.browse, request.registry, repository, {
+    fresh: true,
+    bodies: false,
+  })
+  const judged = wave.map((item) => ({ item, judgement: judge(item, state) }))
+  const restore = await restoreData(run, judged)
+
+  // The markers, with holds and protections read again under the holds lock; items that stop here
+  // end in the same transaction.
+  const toSend = await session.transaction(async (db) => {
+    await lockHoldsForReading(db)
+    const holds = await activeHolds(db)
+    const now = new Date()
+    const finished: { item: ItemRow; result: ItemResult }[] = []
+    const sending: { item: ItemRow; judgement: Extract<Judgement, { send: true }> }[] = []
+    for (const { item, judgement } of judged) {
+      const stopped = judgement.send
+        ? protectionChange(
+            deps.governance,
+            holds,
+            request.registry,
+            item,
+            judgement.vanishing,
+            approvedAsAdminOnly(request, item),
+            now,
+          )
+        : judgement.result
+      if (stopped) finished.push({ item, result: stopped })
+      else sending.push({ item, judgement: judgement as Extract<Judgement, { send: true }> })
+    }
+    await markSent(
+      db,
+      request.id,
+      sending.map(({ item, judgement }): SentMarker => {
+        const data = restore.get(item.position)
+        return {
+          position: item.position,
+          verifiedAt: state.snapshot.listedAt,
+          ...(data ? { restore: { ...data, tags: judgement.vanishing } } : {}),
+          ...(judgement.placeholder ? { placeholderDigest: judgement.placeholder } : {}),
+        }
+      }),
+    )
+    await recordOutcomes(
+      db,
+      request,
+      finished.map(({ item, result }) => ({ item, result })),
+    )
+    return sending
+  })
+
+  const outcomes: { item: ItemRow; result: ItemResult; issuedAt: Date }[] = []
+  for (const { item, judgement } of toSend) {
+    if (ctx.signal.aborted) break
+    session.assertHeld()
+    await deps.hooks?.beforeDelete?.(item)
+    const issuedAt = new Date()
+    const result = await send(run, item, judgement).catch((err: unknown) => {
+      run.retryable.push(err)
+      return undefined
+    })
+    await deps.hooks?.afterDelete?.(item)
+    if (result) outcomes.push({ item, result, issuedAt })
+  }
+  await session.transaction((db) => recordOutcomes(db, request, outcomes))
+  await run.progress()
+}
+
+/**
+ * The manifest bytes a restore pushes back, for the items about to be sent that have none stored
+ * yet. They come through the content cache (planning fetched them; a digest's bytes never change).
+ */
+async function restoreData(
+  run: Execution,
+  judged: { item: ItemRow; judgement: Judgement }[],
+): Promise<Map<number, { manifest: Buffer; mediaType: string }>> {
+  const wanted = judged.filter(
+    ({ item, judgement }) => judgement.send && item.restore_manifest === null && !isPlaceholderOnly(item),
+  )
+  const out = new Map<number, { manifest: Buffer; mediaType: string }>()
+  await mapLimit(wanted, 8, async ({ item }) => {
+    const found = await run.deps.browse
+      .manifestOf(run.request.registry, item.repository, item.digest)
+      .catch((err: unknown) => {
+        // Gone already (a re-run after our own DELETE): nothing to restore, the DELETE will say 404.
+        if ((err as { statusCode?: number }).statusCode === 404) return undefined
+        throw err
+      })
+    if (found) out.set(item.position, { manifest: found.bytes, mediaType: found.mediaType })
+  })
+  return out
+}
+
+/** A dangling tag's item: its digest is the placeholder, there is no image to give back. */
+function isPlaceholderOnly(item: ItemRow): boolean {
+  return (
+    item.action === 'untag' &&
+    item.untag_method === 'placeholder' &&
+    placeholderOf(item).digest === item.digest
+  )
+}
+
+/**
+ * Sends one item's DELETE and reads what it did. 202 for a digest delete is proof. After an answer
+ * that leaves doubt (5xx, a lost connection) the repository is looked at again: gone cleanly is
+ * deleted; still there stays pending for the retry; gone with its tags still listed is reported as
+ * dangling, never as deleted. Returns undefined to leave the item pending (it throws then).
+ */
+async function send(
+  run: Execution,
   item: ItemRow,
-): Promise<void> {
-  const result = await attempt(deps, client, item).catch((err: unknown) => {
+  judgement: Extract<Judgement, { send: true }>,
+): Promise<ItemResult | undefined> {
+  const { client } = run
+  const sentBefore = item.delete_sent_at !== null
+  try {
+    const answer =
+      item.action !== 'untag'
+        ? await client.deleteManifest(item.repository, item.digest, { mediaType: item.media_type })
+        : item.untag_method === 'tag-delete'
+          ? await client.deleteTag(item.repository, item.tag!, { mediaType: item.media_type })
+          : await untagByPlaceholder(client, item)
+    if (answer.outcome === 'not_found') {
+      // A first-ever attempt's 404 means the thing was never there; after a DELETE of ours was sent
+      // (its marker committed), it is that DELETE's doing.
+      return sentBefore
+        ? ALREADY_DELETED
+        : {
+            state: 'failed',
+            outcome: 'not_found',
+            errorCode: 'REGENT_REGISTRY_NOT_FOUND',
+            error: `${item.repository}: ${item.tag ?? item.digest} not found`,
+          }
+    }
+    if (answer.outcome === 'delete_disabled') {
+      return {
+        state: 'failed',
+        outcome: 'delete_disabled',
+        errorCode: 'REGENT_REGISTRY_DELETE_DISABLED',
+        error: `registry answered ${answer.status}${answer.ociCode ? ` ${answer.ociCode}` : ''}`,
+      }
+    }
+    if (item.action !== 'untag' || item.untag_method !== 'placeholder')
+      return { state: 'deleted', outcome: 'deleted' }
+    // The placeholder's 202 says the placeholder is gone, not that the tag is: look.
+    const looked = await confirm(run, item, judgement)
+    if (looked) return looked
+    throw new Error(`${item.repository}:${item.tag} still resolves after the registry accepted its untag`)
+  } catch (err) {
     if (!isRegistryError(err)) throw err
-    if (['rate_limited', 'server_error', 'network'].includes(err.outcome ?? '')) throw err
+    const outcome = (err as RegistryError).outcome ?? ''
+    if (DOUBTFUL.has(outcome)) {
+      const looked = await confirm(run, item, judgement).catch(() => undefined)
+      if (looked) return looked
+    }
+    if (RETRYABLE.has(outcome)) throw err
+    return { state: 'failed', outcome: outcome || 'error', errorCode: err.code, error: err.message }
+  }
+}
+
+/**
+ * Pushes the item's placeholder onto the tag (unless a crashed attempt already did) and deletes
+ * it by digest: only the tag goes.
+ */
+async function untagByPlaceholder(client: RegistryClient, item: ItemRow) {
+  const placeholder = placeholderOf(item)
+  await pushPlaceholder(client, item.repository, item.tag!, placeholder)
+  return client.deleteManifest(item.repository, placeholder.digest, { mediaType: placeholder.mediaType })
+}
+
+/**
+ * Looks at what an item's DELETE left: a tag listing and a HEAD. Gone cleanly → deleted. The
+ * manifest gone but a tag of it still listed → dangling (reported, never counted as deleted). Still
+ * there → undefined (left pending; the caller rethrows for a retry).
+ */
+async function confirm(
+  run: Execution,
+  item: ItemRow,
+  judgement: Extract<Judgement, { send: true }>,
+): Promise<ItemResult | undefined> {
+  const { client } = run
+  const reference = item.action === 'untag' ? item.tag! : item.digest
+  const head = await client.headManifest(item.repository, reference)
+  const ours =
+    head && (item.action !== 'untag' || head.digest === item.digest || head.digest === judgement.placeholder)
+  if (ours) return undefined
+  // An untagged tag that resolves again was pushed anew by someone: our part is done.
+  if (item.action === 'untag' && head) return { state: 'deleted', outcome: 'deleted' }
+  const listed = new Set<string>()
+  for await (const tag of client.tags(item.repository, { pageSize: 1000 })) listed.add(tag)
+  const left: string[] = []
+  for (const tag of judgement.vanishing) {
+    if (!listed.has(tag)) continue
+    // Listed: broken, unless it was pushed again onto another image since.
+    if (item.action === 'untag' || !(await client.headManifest(item.repository, tag))) left.push(tag)
+  }
+  if (left.length > 0) {
     return {
       state: 'failed',
-      outcome: err.outcome ?? 'error',
-      errorCode: err.code,
-      error: err.message,
-    } satisfies ItemResult
-  })
-  await withTransaction(deps.pool, async (db) => {
-    if (!(await finishItem(db, item, result))) return
-    await appendAuditEvent(db, {
+      outcome: 'dangling',
+      errorCode: 'REGENT_DANGLING_TAG',
+      error: `the registry failed half-way: ${left.map((t) => `${item.repository}:${t}`).join(', ')} still listed but resolving to nothing; untag ${left.length === 1 ? 'it' : 'them'} to remove ${left.length === 1 ? 'it' : 'them'}`,
+    }
+  }
+  return { state: 'deleted', outcome: 'deleted' }
+}
+
+/** Ends items (once each) with one audit event each, in the caller's transaction. */
+async function recordOutcomes(
+  db: pg.PoolClient,
+  request: DeletionRow,
+  outcomes: { item: ItemRow; result: ItemResult; issuedAt?: Date }[],
+): Promise<void> {
+  if (outcomes.length === 0) return
+  const ended = await finishItems(
+    db,
+    request.id,
+    outcomes.map(({ item, result, issuedAt }) => ({
+      position: item.position,
+      result,
+      ...(issuedAt ? { issuedAt } : {}),
+    })),
+  )
+  const events: AuditInput[] = outcomes
+    .filter(({ item }) => ended.has(item.position))
+    .map(({ item, result }) => ({
       ...workerActor(request),
       action: auditAction(item, result),
       outcome: result.outcome,
@@ -165,128 +417,8 @@ async function runItem(
         vanishingTags: item.vanishing_tags,
         ...(result.errorCode ? { errorCode: result.errorCode, error: result.error ?? null } : {}),
       },
-    })
-  })
-}
-
-async function attempt(deps: ExecutionDeps, client: RegistryClient, item: ItemRow): Promise<ItemResult> {
-  const sentBefore = item.delete_sent_at !== null
-  const { repository } = item
-
-  // Re-resolve what the plan pinned (R1): a tag that now points elsewhere is skipped, never deleted.
-  if (item.tag && (item.action === 'untag' || item.action === 'delete-manifest')) {
-    const head = await client.headManifest(repository, item.tag)
-    const ours =
-      head &&
-      (head.digest === item.digest ||
-        (item.placeholder_digest !== null && head.digest === item.placeholder_digest))
-    if (!ours) {
-      if (sentBefore) return { state: 'deleted', outcome: 'already_deleted' }
-      return head
-        ? {
-            state: 'skipped',
-            outcome: 'tag_moved',
-            error: `${repository}:${item.tag} now points at ${head.digest}`,
-          }
-        : { state: 'skipped', outcome: 'tag_gone', error: `${repository}:${item.tag} no longer exists` }
-    }
-  } else if (!(await client.headManifest(repository, item.digest))) {
-    return sentBefore
-      ? { state: 'deleted', outcome: 'already_deleted' }
-      : {
-          state: 'failed',
-          outcome: 'not_found',
-          errorCode: 'REGENT_REGISTRY_NOT_FOUND',
-          error: `${repository}@${item.digest} does not exist`,
-        }
-  }
-
-  if (item.restore_manifest === null) await saveRestoreData(deps, client, item)
-
-  await deps.hooks?.beforeDelete?.(item)
-  await markDeleteSent(deps.pool, item)
-  const answer = await send(deps, client, item)
-  await deps.hooks?.afterDelete?.(item)
-
-  if (answer.outcome === 'not_found') {
-    // A 404 after a DELETE of ours was sent (this attempt's marker was committed before, but a
-    // first-ever attempt's 404 means the thing was never there).
-    return sentBefore
-      ? { state: 'deleted', outcome: 'already_deleted' }
-      : {
-          state: 'failed',
-          outcome: 'not_found',
-          errorCode: 'REGENT_REGISTRY_NOT_FOUND',
-          error: `${repository}: ${item.tag ?? item.digest} not found`,
-        }
-  }
-  if (answer.outcome === 'delete_disabled') {
-    return {
-      state: 'failed',
-      outcome: 'delete_disabled',
-      errorCode: 'REGENT_REGISTRY_DELETE_DISABLED',
-      error: `registry answered ${answer.status}${answer.ociCode ? ` ${answer.ociCode}` : ''}`,
-    }
-  }
-  return confirmGone(client, item)
-}
-
-/**
- * The manifest bytes and the tags pointing at it now: what a restore pushes back. The bytes come
- * through the content cache (planning usually fetched them already; a digest's bytes never change).
- * Only sibling tags are looked up again: the item's own tag was just resolved to this digest.
- */
-async function saveRestoreData(deps: ExecutionDeps, client: RegistryClient, item: ItemRow): Promise<void> {
-  const { mediaType, bytes } = deps.manifests
-    ? await deps.manifests(client.name, item.repository, item.digest)
-    : await client.getManifest(item.repository, item.digest)
-  const own = item.tag ? [item.tag] : []
-  let siblings: string[] = []
-  if (item.action !== 'untag') {
-    const others = item.vanishing_tags.filter((tag) => tag !== item.tag)
-    const heads = await mapLimit(
-      others,
-      4,
-      async (tag) => [tag, await client.headManifest(item.repository, tag)] as const,
-    )
-    siblings = heads.filter(([, head]) => head?.digest === item.digest).map(([tag]) => tag)
-  }
-  await storeRestoreData(deps.pool, item, { manifest: bytes, mediaType, tags: [...own, ...siblings] })
-}
-
-async function send(deps: ExecutionDeps, client: RegistryClient, item: ItemRow) {
-  if (item.action !== 'untag')
-    return client.deleteManifest(item.repository, item.digest, { mediaType: item.media_type })
-  if (item.untag_method === 'tag-delete')
-    return client.deleteTag(item.repository, item.tag!, { mediaType: item.media_type })
-  const placeholder = await buildPlaceholder(client, item.repository, item.tag!, item.media_type)
-  await storePlaceholder(deps.pool, item, placeholder.digest)
-  await client.putManifest(item.repository, item.tag!, placeholder.mediaType, placeholder.bytes)
-  return client.deleteManifest(item.repository, placeholder.digest, { mediaType: placeholder.mediaType })
-}
-
-/**
- * R12: a 202 is not proof (distribution can answer 202 with tags left dangling). Poll HEAD briefly
- * until the manifest (or, for an untag, the tag) is gone.
- */
-async function confirmGone(client: RegistryClient, item: ItemRow): Promise<ItemResult> {
-  const reference = item.action === 'untag' ? item.tag! : item.digest
-  for (let i = 0; i < 5; i++) {
-    const head = await client.headManifest(item.repository, reference)
-    if (
-      !head ||
-      (item.action === 'untag' && head.digest !== item.digest && head.digest !== item.placeholder_digest)
-    ) {
-      return { state: 'deleted', outcome: 'deleted' }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200 * (i + 1)))
-  }
-  return {
-    state: 'failed',
-    outcome: 'not_confirmed',
-    errorCode: 'REGENT_DELETE_NOT_CONFIRMED',
-    error: `${item.repository}:${reference} still answers after the registry accepted its deletion`,
-  }
+    }))
+  await appendAuditEvents(db, events)
 }
 
 async function finish(deps: ExecutionDeps, request: DeletionRow) {
@@ -294,8 +426,13 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
     const current = await getDeletion(db, request.id, { forUpdate: true })
     if (current?.state !== 'running') return { state: current?.state }
     const counts = (await itemCounts(db, [request.id])).get(request.id)!
+    const notExecuted = (await planChangedCounts(db, [request.id])).get(request.id) ?? 0
     const state: DeletionState =
-      counts.failed === 0 ? 'succeeded' : counts.failed === counts.total ? 'failed' : 'partially_failed'
+      counts.failed === counts.total
+        ? 'failed'
+        : counts.failed + notExecuted > 0
+          ? 'partially_failed'
+          : 'succeeded'
     const ended = await setDeletionState(db, request.id, 'running', state)
     await db.query('UPDATE deletion_requests SET executed_at = now() WHERE id = $1::uuid', [request.id])
     // Before the audit event: GC transactions lock their run row before the audit chain head.
@@ -306,10 +443,10 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
       outcome: state,
       registry: request.registry,
       deletionId: request.id,
-      details: { ...counts },
+      details: { ...counts, planChanged: notExecuted },
     })
     if (ended) await deps.announce?.(db, ended, FINAL_EVENT[state as keyof typeof FINAL_EVENT])
-    return { state, ...counts }
+    return { state, ...counts, planChanged: notExecuted }
   })
   // After the commit, so a listener that reads the request sees the final state.
   await deps.notify?.(request.id).catch(() => {})
@@ -355,20 +492,18 @@ function auditAction(item: ItemRow, result: ItemResult): string {
   return item.action === 'untag' ? 'tag.untagged' : 'manifest.deleted'
 }
 
-/** Index manifests go first, then images, then children, then referrers. */
-function rank(item: ItemRow): number {
-  return { 'delete-manifest': 0, untag: 0, 'delete-child': 1, 'delete-referrer': 2 }[item.action]
+/** Whether the approval covered admin-only items: an admin had to approve, or the plan said so. */
+function approvedAsAdminOnly(request: DeletionRow, item: ItemRow): boolean {
+  if (request.approval_requirement.adminCount > 0) return true
+  return request.plan.items[item.position]?.protection.level === 'admin-only'
 }
 
-/** Items of one rank run concurrently; the next rank starts when the previous one is done. */
-function waves(items: ItemRow[]): ItemRow[][] {
-  const out: ItemRow[][] = []
-  for (const item of items) {
-    const last = out.at(-1)
-    if (last && rank(last[0]!) === rank(item)) last.push(item)
-    else out.push([item])
-  }
-  return out
+function rankable(item: ItemRow) {
+  return { action: item.action, mediaType: item.media_type }
+}
+
+function rankOf(item: ItemRow): number {
+  return executionRank(rankable(item))
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { MercuriusContext } from 'mercurius'
 import type { AuditService } from '../audit/service.js'
 import type { RequestContext } from '../auth/principal.js'
+import { errors } from '../errors.js'
 import type { HoldsService, PlaceHoldInput } from '../governance/holds-service.js'
 import type { GraphqlModule } from '../graphql/plugin.js'
 import type { CreateDeletionInput, DeletionService } from './service.js'
@@ -13,7 +14,8 @@ import type { DeletionState } from './state-machine.js'
 const typeDefs = /* GraphQL */ `
   extend type Query {
     deletions(state: String, registry: String, requester: String, first: Int = 50, after: String): DeletionConnection!
-    deletion(id: ID!): Deletion!
+    "The request; view: summary leaves the plan's items out (page through items instead)."
+    deletion(id: ID!, view: String = "full"): Deletion!
     legalHolds(includeEnded: Boolean = false): [LegalHold!]!
     auditEvents(
       registry: String
@@ -39,7 +41,10 @@ const typeDefs = /* GraphQL */ `
     decideDeletion(id: ID!, decision: Decision!, comment: String, planHash: String): Deletion!
     cancelDeletion(id: ID!, reason: String): Deletion!
     retryDeletion(id: ID!): Deletion!
-    restoreDeletion(id: ID!): Deletion!
+    "force (admins only): also re-point tags pushed again since the deletion."
+    restoreDeletion(id: ID!, force: Boolean = false): Deletion!
+    "Files the request again with a fresh plan for fresh approval, after its plan changed."
+    replanDeletion(id: ID!, idempotencyKey: String): CreatedDeletion!
     placeLegalHold(input: LegalHoldInput!): LegalHold!
     liftLegalHold(id: ID!): LegalHold!
   }
@@ -89,6 +94,37 @@ const typeDefs = /* GraphQL */ `
     bytes: Float!
     protection: Protection!
     note: String
+    dangling: Boolean
+  }
+  type KeptManifest {
+    repository: String!
+    digest: String!
+    tags: [String!]!
+    reason: String!
+  }
+  type DeletionItem {
+    position: Int!
+    repository: String!
+    tag: String
+    digest: String!
+    mediaType: String!
+    action: String!
+    vanishingTags: [String!]!
+    state: String!
+    outcome: String
+    errorCode: String
+    error: String
+    attempts: Int!
+    restorable: Boolean!
+    restoreOutcome: String
+    restoreNote: String
+    verifiedAt: String
+    deleteIssuedAt: String
+    finishedAt: String
+  }
+  type DeletionItemConnection {
+    nodes: [DeletionItem!]!
+    pageInfo: PageInfo!
   }
   type PlanProblem {
     code: String!
@@ -112,6 +148,7 @@ const typeDefs = /* GraphQL */ `
     items: [PlanItem!]!
     problems: [PlanProblem!]!
     warnings: [String!]!
+    kept: [KeptManifest!]!
     bytesFreed: Float!
     repositories: [PlanRepository!]!
     approvals: ApprovalRequirement!
@@ -148,6 +185,11 @@ const typeDefs = /* GraphQL */ `
     planHash: String!
     approvals: Approvals!
     progress: Progress!
+    planChanged: Int!
+    replanOf: ID
+    view: String!
+    "What execution did to each item, in plan order."
+    items(state: String, first: Int = 100, after: String): DeletionItemConnection!
     jobId: ID
     expiresAt: String
     createdAt: String!
@@ -222,6 +264,8 @@ const typeDefs = /* GraphQL */ `
 
 export const deletionTopic = (id: string) => `deletion:${id}`
 
+const ITEM_STATES = ['pending', 'deleted', 'skipped', 'failed'] as const
+
 interface Services {
   deletions: DeletionService
   holds: HoldsService
@@ -260,8 +304,8 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
           )
           return page(result.items, result.nextCursor)
         },
-        deletion: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
-          services().deletions.get(ctx.principal, args.id),
+        deletion: (_root: unknown, args: { id: string; view?: string }, ctx: MercuriusContext) =>
+          services().deletions.get(ctx.principal, args.id, args.view === 'summary' ? 'summary' : 'full'),
         legalHolds: (_root: unknown, args: { includeEnded: boolean }, ctx: MercuriusContext) =>
           services().holds.list(ctx.principal, args.includeEnded),
         auditEvents: async (
@@ -287,6 +331,23 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
         },
         auditVerification: (_root: unknown, _args: unknown, ctx: MercuriusContext) =>
           services().audit.verify(ctx.principal),
+      },
+      Deletion: {
+        items: async (
+          deletion: { id: string },
+          args: { state?: string; first: number; after?: string },
+          ctx: MercuriusContext,
+        ) => {
+          const state = ITEM_STATES.find((s) => s === args.state)
+          if (args.state && !state)
+            throw new errors.VALIDATION(`state must be one of ${ITEM_STATES.join(', ')}`)
+          const result = await services().deletions.items(ctx.principal, deletion.id, {
+            limit: Math.max(1, Math.min(1000, args.first)),
+            ...(args.after ? { cursor: args.after } : {}),
+            ...(state ? { state } : {}),
+          })
+          return page(result.items, result.nextCursor)
+        },
       },
       Subscription: {
         deletionUpdated: {
@@ -325,8 +386,21 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
           services().deletions.cancel(ctx.principal, contextOf(ctx), args.id, args.reason ?? undefined),
         retryDeletion: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
           services().deletions.retry(ctx.principal, contextOf(ctx), args.id),
-        restoreDeletion: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
-          services().deletions.restore(ctx.principal, contextOf(ctx), args.id),
+        restoreDeletion: (_root: unknown, args: { id: string; force?: boolean }, ctx: MercuriusContext) =>
+          services().deletions.restore(ctx.principal, contextOf(ctx), args.id, {
+            force: args.force === true,
+          }),
+        replanDeletion: (
+          _root: unknown,
+          args: { id: string; idempotencyKey?: string },
+          ctx: MercuriusContext,
+        ) =>
+          services().deletions.replan(
+            ctx.principal,
+            contextOf(ctx),
+            args.id,
+            args.idempotencyKey ?? undefined,
+          ),
         placeLegalHold: (_root: unknown, args: { input: PlaceHoldInput }, ctx: MercuriusContext) =>
           services().holds.place(ctx.principal, contextOf(ctx), args.input),
         liftLegalHold: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>

@@ -27,6 +27,10 @@ export interface ItemRow {
   restore_tags: string[] | null
   restorable: boolean
   restored_at: Date | null
+  restore_outcome: 'restored' | 'tag_taken' | 'forced' | null
+  restore_note: string | null
+  verified_at: Date | null
+  delete_issued_at: Date | null
   finished_at: Date | null
 }
 
@@ -65,58 +69,87 @@ export async function itemsOf(db: Queryable, deletionId: string, state?: ItemSta
   return rows
 }
 
-/** Committed before the DELETE leaves: from now on a 404 for this digest is our own doing. */
-export async function markDeleteSent(db: Queryable, item: ItemRow): Promise<void> {
-  await db.query(
-    `UPDATE deletion_items SET delete_sent_at = coalesce(delete_sent_at, now()), attempts = attempts + 1, updated_at = now()
-     WHERE deletion_id = $1::uuid AND position = $2`,
-    [item.deletion_id, item.position],
-  )
-}
-
-export async function storeRestoreData(
-  db: Queryable,
-  item: ItemRow,
-  data: { manifest: Buffer; mediaType: string; tags: string[] },
-): Promise<void> {
-  await db.query(
-    `UPDATE deletion_items SET restore_manifest = $3, restore_media_type = $4, restore_tags = $5::text[], updated_at = now()
-     WHERE deletion_id = $1::uuid AND position = $2`,
-    [item.deletion_id, item.position, data.manifest, data.mediaType, data.tags],
-  )
-}
-
-export async function storePlaceholder(db: Queryable, item: ItemRow, digest: string): Promise<void> {
-  await db.query(
-    'UPDATE deletion_items SET placeholder_digest = $3, updated_at = now() WHERE deletion_id = $1::uuid AND position = $2',
-    [item.deletion_id, item.position, digest],
-  )
+/** What the transaction before a wave's DELETEs writes for one item that will be sent. */
+export interface SentMarker {
+  position: number
+  /** When the verification that cleared the item began (its tag listing). */
+  verifiedAt: Date
+  /** What a restore pushes back; kept from an earlier attempt if one stored it already. */
+  restore?: { manifest: Buffer; mediaType: string; tags: string[] }
+  placeholderDigest?: string
 }
 
 /**
- * Ends an item, once: the guard on `pending` makes a second worker (or a re-run after a crash that
- * happened after this commit) find nothing to finish, so it writes no second audit event.
+ * Committed before a wave's DELETEs leave: from now on a 404 for these items is our own doing.
+ * One statement for the whole wave.
  */
-export async function finishItem(
-  db: Queryable,
-  item: ItemRow,
-  result: { state: Exclude<ItemState, 'pending'>; outcome: string; errorCode?: string; error?: string },
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE deletion_items
-     SET state = $3, outcome = $4, error_code = $5, error = $6, finished_at = now(), updated_at = now(),
-         restorable = ($3 = 'deleted' AND restore_manifest IS NOT NULL)
-     WHERE deletion_id = $1::uuid AND position = $2 AND state = 'pending'`,
+export async function markSent(db: Queryable, deletionId: string, markers: SentMarker[]): Promise<void> {
+  if (markers.length === 0) return
+  await db.query(
+    `UPDATE deletion_items d SET
+       delete_sent_at = coalesce(d.delete_sent_at, now()),
+       attempts = d.attempts + 1,
+       verified_at = m.verified_at,
+       restore_manifest = coalesce(d.restore_manifest, m.manifest),
+       restore_media_type = coalesce(d.restore_media_type, m.media_type),
+       restore_tags = CASE WHEN d.restore_manifest IS NULL AND m.manifest IS NOT NULL
+                           THEN ARRAY(SELECT jsonb_array_elements_text(m.tags)) ELSE d.restore_tags END,
+       placeholder_digest = coalesce(m.placeholder, d.placeholder_digest),
+       updated_at = now()
+     FROM unnest($2::int[], $3::timestamptz[], $4::bytea[], $5::text[], $6::jsonb[], $7::text[])
+       AS m(position, verified_at, manifest, media_type, tags, placeholder)
+     WHERE d.deletion_id = $1::uuid AND d.position = m.position`,
     [
-      item.deletion_id,
-      item.position,
-      result.state,
-      result.outcome,
-      result.errorCode ?? null,
-      result.error ?? null,
+      deletionId,
+      markers.map((m) => m.position),
+      markers.map((m) => m.verifiedAt),
+      markers.map((m) => m.restore?.manifest ?? null),
+      markers.map((m) => m.restore?.mediaType ?? null),
+      markers.map((m) => JSON.stringify(m.restore?.tags ?? [])),
+      markers.map((m) => m.placeholderDigest ?? null),
     ],
   )
-  return rowCount === 1
+}
+
+export interface ItemResult {
+  state: Exclude<ItemState, 'pending'>
+  outcome: string
+  errorCode?: string
+  error?: string
+}
+
+/**
+ * Ends items, once each: the guard on `pending` makes a second worker (or a re-run after a crash
+ * that happened after this commit) find nothing to finish, so it writes no second audit event.
+ * Returns the positions this call finished. One statement for the whole wave.
+ */
+export async function finishItems(
+  db: Queryable,
+  deletionId: string,
+  results: { position: number; result: ItemResult; issuedAt?: Date }[],
+): Promise<Set<number>> {
+  if (results.length === 0) return new Set()
+  const { rows } = await db.query<{ position: number }>(
+    `UPDATE deletion_items d
+     SET state = r.state, outcome = r.outcome, error_code = r.error_code, error = r.error,
+         delete_issued_at = coalesce(r.issued_at, d.delete_issued_at),
+         finished_at = now(), updated_at = now(),
+         restorable = (r.state = 'deleted' AND d.restore_manifest IS NOT NULL)
+     FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+       AS r(position, state, outcome, error_code, error, issued_at)
+     WHERE d.deletion_id = $1::uuid AND d.position = r.position AND d.state = 'pending'
+     RETURNING d.position`,
+    [
+      deletionId,
+      results.map((r) => r.position),
+      results.map((r) => r.result.state),
+      results.map((r) => r.result.outcome),
+      results.map((r) => r.result.errorCode ?? null),
+      results.map((r) => r.result.error ?? null),
+      results.map((r) => r.issuedAt ?? null),
+    ],
+  )
+  return new Set(rows.map((r) => r.position))
 }
 
 export interface ItemCounts {
@@ -143,6 +176,17 @@ export async function itemCounts(db: Queryable, deletionIds: string[]): Promise<
   return out
 }
 
+/** Per request, the items not executed because executing them would have gone beyond the approved plan. */
+export async function planChangedCounts(db: Queryable, deletionIds: string[]): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ deletion_id: string; n: number }>(
+    `SELECT deletion_id, count(*)::int AS n FROM deletion_items
+     WHERE deletion_id = ANY($1::uuid[]) AND state = 'skipped' AND outcome = 'plan_changed'
+     GROUP BY deletion_id`,
+    [deletionIds],
+  )
+  return new Map(rows.map((r) => [r.deletion_id, r.n]))
+}
+
 /** `retry`: failed items become pending again; skipped ones (a moved tag) stay skipped. */
 export async function resetFailedItems(db: Queryable, deletionId: string): Promise<number> {
   const { rowCount } = await db.query(
@@ -154,11 +198,42 @@ export async function resetFailedItems(db: Queryable, deletionId: string): Promi
   return rowCount ?? 0
 }
 
-export async function markRestored(db: Queryable, item: ItemRow): Promise<boolean> {
+/** Records what a restore did with an item; once: a second restore finds it no longer restorable. */
+export async function markRestored(
+  db: Queryable,
+  item: ItemRow,
+  outcome: { outcome: 'restored' | 'tag_taken' | 'forced'; note: string | null },
+): Promise<boolean> {
   const { rowCount } = await db.query(
-    `UPDATE deletion_items SET restored_at = now(), restorable = false, updated_at = now()
+    `UPDATE deletion_items SET restored_at = now(), restorable = false, restore_outcome = $3, restore_note = $4,
+       updated_at = now()
      WHERE deletion_id = $1::uuid AND position = $2 AND restorable`,
-    [item.deletion_id, item.position],
+    [item.deletion_id, item.position, outcome.outcome, outcome.note],
   )
   return rowCount === 1
+}
+
+/** Items of a request in position order, a page at a time (for the items endpoint). */
+export async function pageOfItems(
+  db: Queryable,
+  deletionId: string,
+  page: { afterPosition: number; limit: number; state?: ItemState },
+): Promise<ItemRow[]> {
+  const { rows } = await db.query<ItemRow>(
+    `SELECT * FROM deletion_items
+     WHERE deletion_id = $1::uuid AND position > $2 AND ($3::text IS NULL OR state = $3)
+     ORDER BY position LIMIT $4`,
+    [deletionId, page.afterPosition, page.state ?? null, page.limit],
+  )
+  return rows
+}
+
+/** Milliseconds from verification to DELETE of the sent items of some requests (the residual window). */
+export async function verificationWindows(db: Queryable, deletionIds: string[]): Promise<number[]> {
+  const { rows } = await db.query<{ ms: number }>(
+    `SELECT extract(epoch FROM delete_issued_at - verified_at) * 1000 AS ms FROM deletion_items
+     WHERE deletion_id = ANY($1::uuid[]) AND delete_issued_at IS NOT NULL AND verified_at IS NOT NULL`,
+    [deletionIds],
+  )
+  return rows.map((r) => Number(r.ms))
 }

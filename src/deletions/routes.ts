@@ -7,11 +7,15 @@ import {
   CreateDeletionSchema,
   DecisionSchema,
   DeletionIdParamsSchema,
+  DeletionItemSchema,
+  DeletionItemsQuerySchema,
   DeletionListQuerySchema,
   DeletionSchema,
+  DeletionViewQuerySchema,
   DryRunSchema,
   IdempotencyHeadersSchema,
   PlanSchema,
+  RestoreQuerySchema,
 } from './schemas.js'
 import type { DeletionState } from './state-machine.js'
 
@@ -20,6 +24,7 @@ const secured = { security: [{ bearerAuth: [] }], tags: ['deletions'] }
 export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(PlanSchema)
   app.addSchema(DeletionSchema)
+  app.addSchema(DeletionItemSchema)
 
   app.post(
     '/v1/deletions',
@@ -87,11 +92,68 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         ...secured,
         summary: 'One deletion request with its plan and approvals',
+        description: 'With `view=summary` the plan’s items are left out, for polling.',
         params: DeletionIdParamsSchema,
+        querystring: DeletionViewQuerySchema,
         response: { 200: Type.Ref('Deletion'), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => app.deletions.get(request.principal, request.params.id),
+    async (request) => app.deletions.get(request.principal, request.params.id, request.query.view),
+  )
+
+  app.get(
+    '/v1/deletions/:id/items',
+    {
+      schema: {
+        ...secured,
+        summary: 'The items of a request with what execution did to each, in plan order',
+        params: DeletionIdParamsSchema,
+        querystring: DeletionItemsQuerySchema,
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Ref('DeletionItem')),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const { limit, cursor, state } = request.query
+      return app.deletions.items(request.principal, request.params.id, {
+        limit,
+        ...(cursor ? { cursor } : {}),
+        ...(state ? { state } : {}),
+      })
+    },
+  )
+
+  app.post(
+    '/v1/deletions/:id/replan',
+    {
+      schema: {
+        ...secured,
+        summary: 'File a request again with a fresh plan, for fresh approval (requester or admin)',
+        description:
+          'For a request whose plan changed: still awaiting approval (it is cancelled and points at the new one), expired, or executed with items left alone (`plan_changed`) or failed — the new request covers those items. An `Idempotency-Key` header makes a retry return the same new request.',
+        params: DeletionIdParamsSchema,
+        headers: IdempotencyHeadersSchema,
+        response: {
+          200: Type.Ref('Deletion'),
+          201: Type.Ref('Deletion'),
+          ...errorResponses(400, 401, 403, 404, 409, 422, 502, 503, 504),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { deletion, created } = await app.deletions.replan(
+        request.principal,
+        requestContext(request),
+        request.params.id,
+        request.headers['idempotency-key'],
+      )
+      return reply.code(created ? 201 : 200).send(deletion)
+    },
   )
 
   app.post(
@@ -149,11 +211,17 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...secured,
         summary:
           'Push the deleted manifests back and re-point their tags (until the next GC of the registry)',
+        description:
+          'A tag pushed again since the deletion is never re-pointed: its item ends `tag_taken` (see /items) unless an admin asks with `force=true`.',
         params: DeletionIdParamsSchema,
+        querystring: RestoreQuerySchema,
         response: { 200: Type.Ref('Deletion'), ...errorResponses(400, 401, 403, 404, 409, 502, 503, 504) },
       },
     },
-    async (request) => app.deletions.restore(request.principal, requestContext(request), request.params.id),
+    async (request) =>
+      app.deletions.restore(request.principal, requestContext(request), request.params.id, {
+        force: request.query.force === true,
+      }),
   )
 }
 

@@ -68,6 +68,19 @@ export const PlanItemSchema = Type.Object({
   bytes: Type.Integer(),
   protection: ProtectionSchema,
   note: Type.Optional(Type.String()),
+  dangling: Type.Optional(
+    Type.Boolean({
+      description:
+        'The registry lists the tag but it resolves to nothing; `digest` is the placeholder pushed onto it to remove it',
+    }),
+  ),
+})
+
+export const KeptManifestSchema = Type.Object({
+  repository: Type.String(),
+  digest: Type.String(),
+  tags: Type.Array(Type.String()),
+  reason: Type.String(),
 })
 
 export const ApprovalRequirementSchema = Type.Object({
@@ -84,6 +97,12 @@ export const PlanSchema = Type.Object(
     items: Type.Array(PlanItemSchema),
     problems: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
     warnings: Type.Array(Type.String()),
+    kept: Type.Optional(
+      Type.Array(KeptManifestSchema, {
+        description:
+          'What the request reaches but leaves alone, and why (an index child with tags of its own)',
+      }),
+    ),
     bytesFreed: Type.Integer(),
     repositories: Type.Array(
       Type.Object({
@@ -136,6 +155,14 @@ export const DeletionSchema = Type.Object(
       skipped: Type.Integer(),
       failed: Type.Integer(),
     }),
+    planChanged: Type.Integer({
+      description:
+        'Items not executed because the registry, the holds or the protections changed since approval so that executing them would go beyond the approved plan',
+    }),
+    replanOf: Nullable(Type.String({ description: 'The request this one was filed again from' })),
+    view: Type.Union([Type.Literal('full'), Type.Literal('summary')], {
+      description: '`summary`: the plan’s items are left out; page through GET /v1/deletions/{id}/items',
+    }),
     jobId: Nullable(Type.String({ description: 'The execution job (GET /v1/jobs/{id})' })),
     expiresAt: Nullable(Type.String()),
     createdAt: Type.String(),
@@ -153,6 +180,65 @@ export const DryRunSchema = Type.Object({
 
 export const DeletionIdParamsSchema = Type.Object({ id: Type.String({ format: 'uuid' }) })
 
+export const DeletionViewQuerySchema = Type.Object({
+  view: Type.Union([Type.Literal('full'), Type.Literal('summary')], {
+    default: 'full',
+    description: '`summary` leaves the plan’s items out: cheap to poll',
+  }),
+})
+
+export const ItemStateSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('deleted'),
+  Type.Literal('skipped'),
+  Type.Literal('failed'),
+])
+
+export const DeletionItemsQuerySchema = Type.Object({
+  state: Type.Optional(ItemStateSchema),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String({ maxLength: 2048 })),
+})
+
+export const DeletionItemSchema = Type.Object(
+  {
+    position: Type.Integer(),
+    repository: Type.String(),
+    tag: Nullable(Type.String()),
+    digest: Type.String(),
+    mediaType: Type.String(),
+    action: Type.String(),
+    vanishingTags: Type.Array(Type.String()),
+    state: ItemStateSchema,
+    outcome: Nullable(
+      Type.String({
+        description:
+          'deleted, already_deleted, tag_moved, tag_gone, plan_changed (the registry changed since approval: see error), dangling, not_found, gave_up, …',
+      }),
+    ),
+    errorCode: Nullable(Type.String()),
+    error: Nullable(Type.String()),
+    attempts: Type.Integer(),
+    restorable: Type.Boolean(),
+    restoreOutcome: Nullable(
+      Type.String({ description: 'restored, tag_taken (a tag was pushed again since: left alone), forced' }),
+    ),
+    restoreNote: Nullable(Type.String()),
+    verifiedAt: Nullable(Type.String({ description: 'When the verification that cleared the DELETE began' })),
+    deleteIssuedAt: Nullable(Type.String({ description: 'When the DELETE left Regent' })),
+    finishedAt: Nullable(Type.String()),
+  },
+  { $id: 'DeletionItem', title: 'DeletionItem' },
+)
+
+export const RestoreQuerySchema = Type.Object({
+  force: Type.Optional(
+    Type.Boolean({
+      description:
+        'Admins only: also re-point tags that were pushed again since the deletion (default false)',
+    }),
+  ),
+})
 export const DeletionListQuerySchema = Type.Object({
   state: Type.Optional(Type.String()),
   registry: Type.Optional(Type.String()),

@@ -20,7 +20,6 @@ import {
   mayRequest,
   owningTeams,
 } from '../governance/index.js'
-import { formatBytes } from '../http/format.js'
 import { enqueueJob } from '../jobs/index.js'
 import type { Notifier } from '../notifications/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
@@ -28,18 +27,18 @@ import { decodeCursor, encodeCursor } from '../registries/cursor.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { EXECUTE_DELETION } from './execute.js'
 import {
-  type ItemCounts,
-  type ItemRow,
+  type ItemState,
   insertItems,
   itemCounts,
   itemsOf,
-  markRestored,
+  pageOfItems,
+  planChangedCounts,
   resetFailedItems,
 } from './items-sql.js'
 import { type DeletionNotificationType, deletionEvent } from './notifications.js'
 import { type Plan, type PlanProblem, resolvePlan, type Target, targetProblem, type Verb } from './plan.js'
+import { restoreItems } from './restore.js'
 import {
-  type ApprovalRow,
   type DeletionFilters,
   type DeletionRow,
   expireOverdue,
@@ -52,6 +51,10 @@ import {
   setDeletionState,
 } from './sql.js'
 import { assertTransition, type DeletionState } from './state-machine.js'
+import { blockedNow } from './verify.js'
+import { type DeletionItemView, type DeletionView, toItemView, toView } from './views.js'
+
+export type { DeletionItemView, DeletionView } from './views.js'
 
 export interface CreateDeletionInput {
   registry: string
@@ -65,33 +68,6 @@ export interface CreateDeletionInput {
    * files requests a person must look at.
    */
   requireApproval?: string
-}
-
-export interface DeletionView {
-  id: string
-  registry: string
-  verb: Verb
-  state: DeletionState
-  reason: string
-  ticket: string | null
-  requester: { subject: string; onBehalfOf: string | null; person: string }
-  targets: Target[]
-  plan: Plan
-  planHash: string
-  approvals: {
-    required: Plan['approvals']
-    missing: number
-    missingAdmins: number
-    given: { approver: string; as: string; decision: string; comment: string | null; at: string }[]
-  }
-  /** Items done, skipped, failed and still pending, once execution has begun. */
-  progress: ItemCounts
-  jobId: string | null
-  expiresAt: string | null
-  createdAt: string
-  updatedAt: string
-  /** One line a chat bot can post as it is. */
-  summary: string
 }
 
 /** The plan with at least one approval from the owning team's approvers (or admins), and why. */
@@ -138,7 +114,7 @@ export class DeletionService {
     validateTargets(input)
     // Ownership depends only on config and the named repositories: refuse before any registry call.
     await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
-    return this.resolve(input)
+    return this.resolve(input, { fresh: false })
   }
 
   async create(
@@ -150,7 +126,11 @@ export class DeletionService {
      * Sees the resolved plan before anything is stored and may throw to refuse it (a retention run
      * refuses tags it never judged). The plan is resolved once, for both.
      */
-    options: { vetPlan?: (plan: Plan) => void } = {},
+    options: {
+      vetPlan?: (plan: Plan) => void
+      /** Files the changed plan of that request for fresh approval, cancelling it if it still waits. */
+      replanOf?: DeletionRow
+    } = {},
   ): Promise<{ deletion: DeletionView; created: boolean }> {
     validateTargets(input)
     const fingerprint = fingerprintOf(principal, input)
@@ -160,7 +140,7 @@ export class DeletionService {
     }
 
     await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
-    const plan = withRequiredApproval(await this.resolve(input), input.requireApproval)
+    const plan = withRequiredApproval(await this.resolve(input, { fresh: true }), input.requireApproval)
     const problem = plan.problems[0]
     if (problem) {
       await this.audit(principal, context, {
@@ -198,9 +178,11 @@ export class DeletionService {
         idempotency_key: idempotencyKey ?? null,
         request_fingerprint: idempotencyKey ? fingerprint : null,
         expires_at: expiresAt,
+        replan_of: options.replanOf?.id ?? null,
       })
       // Lost a race with a concurrent retry carrying the same key: nothing written here.
       if (!row) return undefined
+      if (options.replanOf) await this.supersede(client, principal, context, options.replanOf, row.id)
       await appendAuditEvent(client, {
         ...auditActor(principal, context),
         action: 'deletion.requested',
@@ -214,6 +196,7 @@ export class DeletionService {
           planHash: plan.hash,
           items: plan.items.length,
           approvalsRequired: plan.approvals.count,
+          ...(options.replanOf ? { replanOf: options.replanOf.id } : {}),
         },
       })
       await this.announce(client, row, 'deletion.requested')
@@ -239,10 +222,30 @@ export class DeletionService {
     return { deletion: await this.view(inserted), created: true }
   }
 
-  async get(principal: Principal, id: string): Promise<DeletionView> {
-    const row = await getDeletion(this.pool, id)
-    if (!row || !visible(principal, row)) throw new errors.DELETION_NOT_FOUND(id)
-    return this.view(row)
+  /** `summary` leaves the plan's items out: cheap enough to poll (page through `items` instead). */
+  async get(principal: Principal, id: string, view: 'full' | 'summary' = 'full'): Promise<DeletionView> {
+    return this.view(await this.visibleRow(principal, id), view)
+  }
+
+  /** A request's items with what execution did to each, in plan order, a page at a time. */
+  async items(
+    principal: Principal,
+    id: string,
+    page: { limit: number; cursor?: string; state?: ItemState },
+  ): Promise<{ items: DeletionItemView[]; nextCursor: string | null }> {
+    await this.visibleRow(principal, id)
+    const after = decodeCursor(page.cursor, ['position'])?.position
+    const rows = await pageOfItems(this.pool, id, {
+      afterPosition: after === undefined ? -1 : Number(after),
+      limit: page.limit + 1,
+      ...(page.state ? { state: page.state } : {}),
+    })
+    const pageRows = rows.slice(0, page.limit)
+    const last = pageRows.at(-1)
+    return {
+      items: pageRows.map(toItemView),
+      nextCursor: rows.length > page.limit && last ? encodeCursor({ position: String(last.position) }) : null,
+    }
   }
 
   async list(
@@ -278,8 +281,7 @@ export class DeletionService {
     // Refusals are audited and committed, then thrown: the audit event must survive the refusal.
     const { row, refusal } = await withTransaction(this.pool, async (client) => {
       const current = await getDeletion(client, id, { forUpdate: true })
-      if (!current || !visible(principal, current, { asApprover: true }))
-        throw new errors.DELETION_NOT_FOUND(id)
+      if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
       const actor = auditActor(principal, context)
       const about = { registry: current.registry, deletionId: current.id }
       if (current.state === 'awaiting_approval' && current.expires_at && current.expires_at <= new Date()) {
@@ -298,20 +300,46 @@ export class DeletionService {
         current.requester_person,
         current.approval_requirement,
         current.owning_teams,
+        current.requester_subject,
       )
-      if (!eligible.ok) {
+      const refuse = async (code: string, refusal: Error) => {
         await appendAuditEvent(client, {
           ...actor,
           ...about,
           action: 'deletion.approval_refused',
           outcome: 'refused',
-          details: { code: eligible.code, decision: input.decision, reason: eligible.message },
+          details: { code, decision: input.decision, reason: refusal.message },
         })
-        const refusal =
+        return { row: current, refusal }
+      }
+      if (!eligible.ok) {
+        return refuse(
+          eligible.code,
           eligible.code === 'REGENT_SELF_APPROVAL'
             ? new errors.SELF_APPROVAL(eligible.message)
-            : new errors.APPROVER_NOT_ELIGIBLE(eligible.message)
-        return { row: current, refusal }
+            : new errors.APPROVER_NOT_ELIGIBLE(eligible.message),
+        )
+      }
+      // One token counts once: a bot relaying decisions for several people is still one voice.
+      const byCredential = (await listApprovals(client, [current.id])).find(
+        (a) => a.approver_subject === principal.subject && a.approver_person !== personOf(principal),
+      )
+      if (byCredential) {
+        return refuse(
+          'REGENT_CREDENTIAL_ALREADY_DECIDED',
+          new errors.CREDENTIAL_ALREADY_DECIDED(principal.subject, byCredential.approver_person),
+        )
+      }
+      if (input.decision === 'approve') {
+        const blocked = blockedNow(current.plan, this.governance, await activeHolds(client), new Date())
+        if (blocked) {
+          return refuse(
+            blocked.code,
+            blocked.code === 'REGENT_HELD'
+              ? new errors.HELD(blocked.message)
+              : new errors.PROTECTED(blocked.message),
+          )
+        }
       }
       const approval = await insertApproval(client, {
         deletion_id: current.id,
@@ -339,7 +367,11 @@ export class DeletionService {
       const given = (await listApprovals(client, [current.id])).filter((a) => a.decision === 'approve')
       const progress = approvalProgress(
         current.approval_requirement,
-        given.map((a) => ({ approver: a.approver_person, as: a.approved_as })),
+        given.map((a) => ({
+          approver: a.approver_person,
+          credential: a.approver_subject,
+          as: a.approved_as,
+        })),
       )
       if (!progress.satisfied) return { row: current, refusal: undefined }
       const approved = await this.transition(client, current, 'approved', { ...actor, ...about })
@@ -409,31 +441,39 @@ export class DeletionService {
   }
 
   /**
-   * Puts deleted manifests back and re-points their tags, while the registry still holds the blobs:
-   * until its next GC. Children before the index that lists them, so the index is whole when its
-   * tag reappears.
+   * Puts deleted manifests back and re-points their tags while the registry still holds the blobs
+   * (until its next GC), never over a tag pushed again since (see restore.ts). `force`, for admins
+   * only, re-points such tags too.
    */
-  async restore(principal: Principal, context: RequestContext, id: string): Promise<DeletionView> {
-    const current = await getDeletion(this.pool, id)
-    if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
+  async restore(
+    principal: Principal,
+    context: RequestContext,
+    id: string,
+    options: { force?: boolean } = {},
+  ): Promise<DeletionView> {
+    const current = await this.visibleRow(principal, id)
     const approver =
       isAdmin(principal) ||
       (principal.roles.includes('approver') && current.owning_teams.some((t) => principal.teams.includes(t)))
-    if (!approver) {
+    if (!approver || (options.force && !isAdmin(principal))) {
       await this.audit(principal, context, {
         action: 'deletion.restore_refused',
         outcome: 'refused',
         registry: current.registry,
         deletionId: id,
-        details: {},
+        details: { force: options.force === true },
       })
-      throw new errors.FORBIDDEN('restoring needs an admin or an approver of the owning team')
+      throw new errors.FORBIDDEN(
+        approver
+          ? 'only an admin may force a restore over tags pushed again since'
+          : 'restoring needs an admin or an approver of the owning team',
+      )
     }
     if (current.state !== 'succeeded' && current.state !== 'partially_failed')
       throw new errors.ILLEGAL_TRANSITION(current.state, 'restored')
-    const deleted = await itemsOf(this.pool, id, 'deleted')
-    const closed = deleted.filter((item) => !item.restorable)
-    if (closed.length > 0 || deleted.length === 0) {
+    // A removed dangling tag gives nothing back: it resolved to nothing.
+    const deleted = (await itemsOf(this.pool, id, 'deleted')).filter((item) => item.restore_manifest !== null)
+    if (deleted.some((item) => !item.restorable) || deleted.length === 0) {
       throw new errors.RESTORE_WINDOW_CLOSED(
         id,
         deleted.length === 0
@@ -448,40 +488,97 @@ export class DeletionService {
         `a garbage collection of ${current.registry} is running; try again when it ends`,
       )
     }
-    const { client } = this.registries.get(current.registry)
-    const ordered = [...deleted].sort((a, b) => restoreRank(a) - restoreRank(b) || a.position - b.position)
-    for (const item of ordered) {
-      const bytes = item.restore_manifest!
-      const mediaType = item.restore_media_type!
-      if (item.action !== 'untag') await client.putManifest(item.repository, item.digest, mediaType, bytes)
-      for (const tag of item.restore_tags ?? [])
-        await client.putManifest(item.repository, tag, mediaType, bytes)
-      await withTransaction(this.pool, async (db) => {
-        if (!(await markRestored(db, item))) return
-        await appendAuditEvent(db, {
-          ...auditActor(principal, context),
-          action: 'manifest.restored',
-          outcome: 'restored',
-          registry: current.registry,
-          repository: item.repository,
-          tag: item.tag,
-          digest: item.digest,
-          deletionId: id,
-          details: { tags: item.restore_tags ?? [] },
-        })
-      })
-    }
+    const actor = auditActor(principal, context)
+    const summary = await restoreItems(
+      { pool: this.pool, registries: this.registries },
+      current,
+      deleted,
+      actor,
+      options.force === true,
+    )
     const row = await withTransaction(this.pool, async (db) => {
       const locked = await getDeletion(db, id, { forUpdate: true })
       const restored = await this.transition(db, locked!, 'restored', {
-        ...auditActor(principal, context),
+        ...actor,
         registry: current.registry,
         deletionId: id,
+        details: { ...summary },
       })
       await this.announce(db, restored, 'deletion.restored')
       return restored
     })
     return this.view(row)
+  }
+
+  /**
+   * Files a request again with a fresh plan for fresh approval, after its plan changed: before
+   * approval (it is cancelled, pointing at the new one), or after execution left items alone
+   * because the registry had changed (the new request covers those items).
+   */
+  async replan(
+    principal: Principal,
+    context: RequestContext,
+    id: string,
+    idempotencyKey?: string,
+  ): Promise<{ deletion: DeletionView; created: boolean }> {
+    const current = await this.visibleRow(principal, id)
+    if (personOf(principal) !== current.requester_person && !isAdmin(principal))
+      throw new errors.FORBIDDEN('only the requester or an admin may file a request again')
+    if (!REPLANNABLE.has(current.state)) throw new errors.ILLEGAL_TRANSITION(current.state, 'replanned')
+    const left = (await itemsOf(this.pool, id)).filter(
+      (item) => item.state === 'failed' || (item.state === 'skipped' && item.outcome === 'plan_changed'),
+    )
+    const targets =
+      current.state === 'awaiting_approval' || current.state === 'expired'
+        ? current.targets
+        : [
+            ...new Map(
+              left.map((item) => {
+                const target: Target =
+                  current.verb === 'untag'
+                    ? { repository: item.repository, tag: item.tag! }
+                    : { repository: item.repository, digest: item.digest }
+                return [`${target.repository}\u0000${target.tag ?? target.digest}`, target] as const
+              }),
+            ).values(),
+          ]
+    if (targets.length === 0)
+      throw new errors.NOTHING_TO_DELETE(`request ${id} left no item that its plan change stopped`)
+    return this.create(
+      principal,
+      context,
+      {
+        registry: current.registry,
+        verb: current.verb,
+        targets,
+        reason: current.reason,
+        ...(current.ticket ? { ticket: current.ticket } : {}),
+      },
+      idempotencyKey,
+      { replanOf: current },
+    )
+  }
+
+  /** The replaced request: cancelled if it still waits for approval, and audited either way. */
+  private async supersede(
+    client: pg.PoolClient,
+    principal: Principal,
+    context: RequestContext,
+    previous: DeletionRow,
+    by: string,
+  ): Promise<void> {
+    const locked = await getDeletion(client, previous.id, { forUpdate: true })
+    const about = { ...auditActor(principal, context), registry: previous.registry, deletionId: previous.id }
+    if (locked?.state === 'awaiting_approval') {
+      await this.transition(client, locked, 'cancelled', { ...about, details: { replacedBy: by } })
+      return
+    }
+    await appendAuditEvent(client, {
+      ...about,
+      action: 'deletion.replanned',
+      outcome: 'replanned',
+      details: { replacedBy: by },
+    })
   }
 
   /**
@@ -520,7 +617,8 @@ export class DeletionService {
     if (!this.notifier?.active) return
     const approvals = await listApprovals(client, [row.id])
     const counts = await itemCounts(client, [row.id])
-    const view = toView(row, approvals, counts.get(row.id))
+    const changed = await planChangedCounts(client, [row.id])
+    const view = toView(row, approvals, counts.get(row.id), changed.get(row.id) ?? 0)
     await this.notifier.notify(client, deletionEvent(type, view, row.owning_teams))
   }
 
@@ -560,7 +658,7 @@ export class DeletionService {
     return updated
   }
 
-  private async resolve(input: CreateDeletionInput): Promise<Plan> {
+  private async resolve(input: CreateDeletionInput, options: { fresh: boolean }): Promise<Plan> {
     const holds = await activeHolds(this.pool)
     return resolvePlan(
       {
@@ -569,6 +667,7 @@ export class DeletionService {
         governance: this.governance,
         holds,
         now: new Date(),
+        fresh: options.fresh,
       },
       input.registry,
       input.verb,
@@ -620,22 +719,37 @@ export class DeletionService {
     return { deletion: await this.view(existing), created: false }
   }
 
-  private async view(row: DeletionRow): Promise<DeletionView> {
-    return (await this.views([row]))[0]!
+  private async visibleRow(principal: Principal, id: string): Promise<DeletionRow> {
+    const row = await getDeletion(this.pool, id)
+    if (!row || !visible(principal, row)) throw new errors.DELETION_NOT_FOUND(id)
+    return row
   }
 
-  private async views(rows: DeletionRow[]): Promise<DeletionView[]> {
+  private async view(row: DeletionRow, view: 'full' | 'summary' = 'full'): Promise<DeletionView> {
+    return (await this.views([row], view))[0]!
+  }
+
+  private async views(rows: DeletionRow[], view: 'full' | 'summary' = 'full'): Promise<DeletionView[]> {
     const ids = rows.map((r) => r.id)
-    const [approvals, counts] = await Promise.all([listApprovals(this.pool, ids), itemCounts(this.pool, ids)])
+    const [approvals, counts, changed] = await Promise.all([
+      listApprovals(this.pool, ids),
+      itemCounts(this.pool, ids),
+      planChangedCounts(this.pool, ids),
+    ])
     return rows.map((row) =>
       toView(
         row,
         approvals.filter((a) => a.deletion_id === row.id),
         counts.get(row.id),
+        changed.get(row.id) ?? 0,
+        view,
       ),
     )
   }
 }
+
+/** States a request can be filed again from: still waiting, or executed with items left alone. */
+const REPLANNABLE = new Set<DeletionState>(['awaiting_approval', 'expired', 'partially_failed', 'failed'])
 
 function validateTargets(input: CreateDeletionInput): void {
   for (const target of input.targets) {
@@ -652,7 +766,7 @@ function fingerprintOf(principal: Principal, input: CreateDeletionInput): string
 }
 
 /** Admins see everything; others their own requests and those of their teams' repositories. */
-function visible(principal: Principal, row: DeletionRow, _options: { asApprover?: boolean } = {}): boolean {
+function visible(principal: Principal, row: DeletionRow): boolean {
   if (isAdmin(principal)) return true
   if (personOf(principal) === row.requester_person || principal.subject === row.requester_subject) return true
   return principal.roles.length > 0 && row.owning_teams.some((team) => principal.teams.includes(team))
@@ -660,67 +774,4 @@ function visible(principal: Principal, row: DeletionRow, _options: { asApprover?
 
 function systemActor(context: Pick<RequestContext, 'requestId'>) {
   return auditActor({ subject: 'regent', teams: [], roles: [], channel: 'system' }, context)
-}
-
-function restoreRank(item: ItemRow): number {
-  return { 'delete-referrer': 0, 'delete-child': 1, 'delete-manifest': 2, untag: 2 }[item.action]
-}
-
-function toView(row: DeletionRow, approvals: ApprovalRow[], counts: ItemCounts | undefined): DeletionView {
-  const given = approvals.filter((a) => a.decision === 'approve')
-  const progress = approvalProgress(
-    row.approval_requirement,
-    given.map((a) => ({ approver: a.approver_person, as: a.approved_as })),
-  )
-  const view: Omit<DeletionView, 'summary'> = {
-    id: row.id,
-    registry: row.registry,
-    verb: row.verb,
-    state: row.state,
-    reason: row.reason,
-    ticket: row.ticket,
-    requester: {
-      subject: row.requester_subject,
-      onBehalfOf: row.requester_on_behalf_of,
-      person: row.requester_person,
-    },
-    targets: row.targets,
-    plan: row.plan,
-    planHash: row.plan_hash,
-    approvals: {
-      required: row.approval_requirement,
-      missing: progress.missing,
-      missingAdmins: progress.missingAdmins,
-      given: approvals.map((a) => ({
-        approver: a.approver_person,
-        as: a.approved_as,
-        decision: a.decision,
-        comment: a.comment,
-        at: a.created_at.toISOString(),
-      })),
-    },
-    progress: counts ?? {
-      total: row.plan.items.length,
-      pending: row.plan.items.length,
-      deleted: 0,
-      skipped: 0,
-      failed: 0,
-    },
-    jobId: row.job_id,
-    expiresAt: row.expires_at?.toISOString() ?? null,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-  }
-  return { ...view, summary: summarize(view) }
-}
-
-function summarize(view: Omit<DeletionView, 'summary'>): string {
-  const tags = new Set(view.plan.items.flatMap((i) => i.vanishingTags.map((t) => `${i.repository}:${t}`)))
-  const waiting =
-    view.state === 'awaiting_approval' ? `, needs ${view.approvals.missing} more approval(s)` : ''
-  const done =
-    view.progress.deleted + view.progress.skipped + view.progress.failed > 0
-      ? `, ${view.progress.deleted} deleted, ${view.progress.skipped} skipped, ${view.progress.failed} failed of ${view.progress.total}`
-      : ''
-  return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${view.plan.items.length} item(s), ${tags.size} tag(s), ~${formatBytes(view.plan.bytesFreed)}${waiting}${done}; requested by ${view.requester.person}`
 }

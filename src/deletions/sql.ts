@@ -26,6 +26,7 @@ export interface DeletionRow {
   expires_at: Date | null
   job_id: string | null
   executed_at: Date | null
+  replan_of: string | null
   created_at: Date
   updated_at: Date
 }
@@ -50,8 +51,9 @@ export async function insertDeletion(db: Queryable, row: NewDeletion): Promise<D
   const { rows } = await db.query<DeletionRow>(
     `INSERT INTO deletion_requests (registry, verb, targets, reason, ticket, requester_subject, requester_on_behalf_of,
        requester_person, requester_teams, requester_channel, state, plan, plan_hash, approval_requirement, owning_teams,
-       idempotency_key, request_fingerprint, expires_at)
-     VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9::text[], $10, $11, $12::jsonb, $13, $14::jsonb, $15::text[], $16, $17, $18)
+       idempotency_key, request_fingerprint, expires_at, replan_of)
+     VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9::text[], $10, $11, $12::jsonb, $13, $14::jsonb, $15::text[], $16, $17, $18,
+       $19::uuid)
      ON CONFLICT (requester_subject, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
      RETURNING *`,
     [
@@ -73,6 +75,7 @@ export async function insertDeletion(db: Queryable, row: NewDeletion): Promise<D
       row.idempotency_key,
       row.request_fingerprint,
       row.expires_at,
+      row.replan_of,
     ],
   )
   return rows[0]

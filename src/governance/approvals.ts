@@ -155,12 +155,23 @@ export function mayApprove(
   requesterPerson: string,
   requirement: ApprovalRequirement,
   owningTeams: readonly string[],
+  /** The credential that filed the request (a bot's own subject when it relayed for a person). */
+  requesterSubject: string = requesterPerson,
 ): ApprovalEligibility {
   if (personOf(principal) === requesterPerson) {
     return {
       ok: false,
       code: 'REGENT_SELF_APPROVAL',
       message: 'you requested this deletion: someone else must approve it',
+    }
+  }
+  // A bot that filed a request cannot approve it, neither as itself nor relaying for anyone: a
+  // relayed person is only as real as the bot's word, and the bot is the requester's hand.
+  if (principal.subject === requesterSubject || principal.subject === requesterPerson) {
+    return {
+      ok: false,
+      code: 'REGENT_SELF_APPROVAL',
+      message: `${principal.subject} filed this request: its approvals do not count, whoever it relays for`,
     }
   }
   if (isAdmin(principal)) return { ok: true, as: 'admin' }
@@ -183,6 +194,11 @@ export function mayApprove(
 export interface GivenApproval {
   /** The approving person (`personOf` the approver). */
   approver: string
+  /**
+   * The credential that gave it (the token's subject: the bot's own when it relayed for a person).
+   * Approvals count once per credential, so one bot token cannot stand in for several people.
+   */
+  credential?: string
   /** As `mayApprove` returned it when the approval was given. */
   as: ApproverRole
 }
@@ -197,14 +213,21 @@ export interface ApprovalProgress {
   missingAdmins: number
 }
 
-/** Where a request stands: distinct approvers only; an admin's approval counts as an admin's. */
+/**
+ * Where a request stands: distinct approvers and distinct credentials only (approvals relayed by one
+ * bot count once); an admin's approval counts as an admin's.
+ */
 export function approvalProgress(
   requirement: ApprovalRequirement,
   approvals: readonly GivenApproval[],
 ): ApprovalProgress {
   const roleOf = new Map<string, ApproverRole>()
-  for (const { approver, as } of approvals) {
-    if (as === 'admin' || !roleOf.has(approver)) roleOf.set(approver, as)
+  const people = new Set<string>()
+  for (const { approver, credential, as } of approvals) {
+    if (people.has(approver)) continue
+    people.add(approver)
+    const key = credential ?? approver
+    if (as === 'admin' || !roleOf.has(key)) roleOf.set(key, as)
   }
   const roles = [...roleOf.values()]
   const admins = roles.filter((as) => as === 'admin').length

@@ -4,7 +4,7 @@ import { isAdmin, type Principal, type RequestContext } from '../auth/principal.
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
 import { globProblem } from './globs.js'
-import { type HoldRow, insertHold, liftHold, listHolds } from './holds.js'
+import { type HoldRow, insertHold, liftHold, listHolds, lockHoldsForPlacing } from './holds.js'
 
 export interface HoldView {
   id: string
@@ -47,6 +47,7 @@ export class HoldsService {
       throw new errors.VALIDATION('until must be a time in the future')
     }
     const row = await withTransaction(this.pool, async (client) => {
+      await lockHoldsForPlacing(client)
       const hold = await insertHold(client, {
         registry,
         repository: input.repository,

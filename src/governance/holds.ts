@@ -3,6 +3,23 @@ import type { LegalHold } from './protection.js'
 
 /** Legal holds live in Postgres (admins create and lift them through the API); SQL here. */
 
+/**
+ * Orders placing a hold against deciding to send DELETEs. Placing takes this transaction lock
+ * exclusively, the transaction that writes a wave's "DELETE sent" markers takes it shared before it
+ * reads the holds: a hold either commits first (and the markers' transaction sees it) or waits
+ * until the markers are committed (and those DELETEs go out before the hold exists). There is no
+ * third order, so a hold committed before an item's marker always stops the item.
+ */
+const HOLDS_LOCK_KEY = 7_462_010_012
+
+export async function lockHoldsForPlacing(db: Queryable): Promise<void> {
+  await db.query('SELECT pg_advisory_xact_lock($1::bigint)', [HOLDS_LOCK_KEY])
+}
+
+export async function lockHoldsForReading(db: Queryable): Promise<void> {
+  await db.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [HOLDS_LOCK_KEY])
+}
+
 export interface HoldRow {
   id: string
   registry: string

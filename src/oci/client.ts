@@ -827,6 +827,10 @@ export class RegistryClient {
         method: call.method,
         path: call.path,
         headers,
+        // undici closes the connection after a HEAD unless told otherwise (a HEAD answer may carry
+        // a Content-Length with no body, which some servers get wrong); registries get it right, so
+        // every HEAD of a plan or verification pass would otherwise open a new TCP connection.
+        ...(call.method === 'HEAD' && this.#config.keepAliveHead !== false ? { reset: false } : {}),
         ...(call.body ? { body: call.body } : {}),
       })
     } catch (err) {

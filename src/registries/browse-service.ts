@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/principal.js'
 import { errors } from '../errors.js'
+import { SingleFlight } from '../lib/single-flight.js'
 import {
   assertRepository,
   type Descriptor,
@@ -55,7 +56,43 @@ export interface Page<T> {
   nextCursor: string | null
 }
 
+/**
+ * One repository as the registry shows it at one moment: every listed tag with what it resolves to
+ * now. Plans are made from one, and execution takes a new one just before each wave of DELETEs.
+ */
+export interface RepositorySnapshot {
+  registry: string
+  repository: string
+  /** When the tag listing was asked for: a tag pushed after this moment is not in the snapshot. */
+  listedAt: Date
+  tags: Map<string, TagHead>
+  /**
+   * Tags the registry lists that resolve to nothing (the manifest they point at is gone): left by
+   * a registry that failed half-way through a delete. `untag` removes them.
+   */
+  dangling: string[]
+  /** The tags pointing at each digest, sorted. */
+  tagsByDigest: Map<string, string[]>
+}
+
+export interface SnapshotOptions {
+  /**
+   * Ask the registry for every tag now (plans that are stored, execution). false: answers up to
+   * `tagTtlMs` old may be reused (browsing, dry runs).
+   */
+  fresh: boolean
+  /**
+   * GET every tag's manifest instead of HEAD: one call gives the digest and the bytes, which a plan
+   * needs anyway (indexes, sizes). Bytes already cached make a HEAD enough on later passes.
+   */
+  bodies: boolean
+}
+
 export class BrowseService {
+  private readonly listings = new SingleFlight<string[]>()
+  private readonly listingCache = new Map<string, { names: string[]; expires: number }>()
+  private readonly heads = new SingleFlight<TagHead | undefined>()
+
   constructor(
     private readonly registries: RegistrySet,
     private readonly content: ContentCache,
@@ -131,28 +168,21 @@ export class BrowseService {
     registry: string,
     repository: string,
     query: { limit: number; cursor?: string },
-  ): Promise<Page<TagView> & { sharedWithComplete: boolean }> {
+  ): Promise<Page<TagView> & { sharedWithComplete: boolean; dangling: string[] }> {
     requireBrowse(principal)
     const target = this.registries.get(registry)
     assertRepository(repository)
     const after = decodeCursor(query.cursor, ['last'])?.last
-    const names: string[] = []
-    for await (const name of target.client.tags(repository, { pageSize: 1000 })) names.push(name)
-    names.sort()
+    const names = await this.tagNames(target, repository, false)
     const start = after === undefined ? 0 : names.findIndex((n) => n > after)
     const pageNames = start < 0 ? [] : names.slice(start, start + query.limit)
     const more = start >= 0 && start + query.limit < names.length
 
     // Which tags share a digest is a property of the whole repository, not of the page.
-    const scanned = names.slice(0, this.options.siblingScanLimit)
-    for (const name of pageNames) if (!scanned.includes(name)) scanned.push(name)
-    const heads = await this.headTags(target, repository, scanned)
-    const tagsByDigest = new Map<string, string[]>()
-    for (const [name, head] of heads) {
-      const list = tagsByDigest.get(head.digest) ?? []
-      list.push(name)
-      tagsByDigest.set(head.digest, list)
-    }
+    const scanned = new Set(names.slice(0, this.options.siblingScanLimit))
+    for (const name of pageNames) scanned.add(name)
+    const heads = await this.headTags(target, repository, [...scanned])
+    const tagsByDigest = groupTagsByDigest(heads)
 
     const items = await mapLimit(
       pageNames.filter((name) => heads.has(name)),
@@ -173,6 +203,11 @@ export class BrowseService {
       items,
       nextCursor: more ? encodeCursor({ last: pageNames.at(-1)! }) : null,
       sharedWithComplete: names.length <= this.options.siblingScanLimit,
+      dangling: await this.stillListed(
+        target,
+        repository,
+        pageNames.filter((name) => !heads.has(name)),
+      ),
     }
   }
 
@@ -231,24 +266,36 @@ export class BrowseService {
   }
 
   /**
-   * Every tag of a repository with the digest a fresh HEAD (full Accept list) returns now, for
-   * decisions that must not rest on a cached answer (plans, execution). A tag that disappears
-   * between the listing and its HEAD is left out.
+   * Every listed tag of a repository with what it resolves to, for decisions: plans (fresh, with
+   * bodies), the verification before each wave of DELETEs (fresh), dry runs (cached answers up to
+   * `tagTtlMs` old). A tag that vanishes between the listing and its look-up is left out; one the
+   * registry still lists but cannot resolve is reported as dangling.
    */
-  async snapshotTags(registry: string, repository: string): Promise<Map<string, TagHead>> {
+  async snapshotRepository(
+    registry: string,
+    repository: string,
+    options: SnapshotOptions,
+  ): Promise<RepositorySnapshot> {
     const target = this.registries.get(registry)
     assertRepository(repository)
-    const names: string[] = []
-    for await (const name of target.client.tags(repository, { pageSize: 1000 })) names.push(name)
-    const heads = new Map<string, TagHead>()
-    await mapLimit(names.sort(), this.options.concurrency, async (tag) => {
-      const head = await target.client.headManifest(repository, tag)
-      if (!head) return
-      const value = { digest: head.digest, mediaType: head.mediaType, size: head.size }
-      this.tagDigests.set(registry, repository, tag, value)
-      heads.set(tag, value)
+    const listedAt = new Date()
+    const names = await this.tagNames(target, repository, options.fresh)
+    const tags = new Map<string, TagHead>()
+    const unresolved: string[] = []
+    await mapLimit(names, this.options.concurrency, async (tag) => {
+      const head = await this.resolveTag(target, repository, tag, options)
+      if (head) tags.set(tag, head)
+      else unresolved.push(tag)
     })
-    return heads
+    const sorted = new Map([...tags].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    return {
+      registry,
+      repository,
+      listedAt,
+      tags: sorted,
+      dangling: await this.stillListed(target, repository, unresolved),
+      tagsByDigest: groupTagsByDigest(sorted),
+    }
   }
 
   /** Kind, size, `created` and platforms of a digest (retention judges images by `created`). */
@@ -337,13 +384,87 @@ export class BrowseService {
   }
 
   private async headTag(target: ConfiguredRegistry, repository: string, tag: string): Promise<TagHead> {
-    const cached = this.tagDigests.get(target.config.name, repository, tag)
-    if (cached) return cached
-    const head = await target.client.headManifest(repository, tag)
+    const head = await this.resolveTag(target, repository, tag, { fresh: false, bodies: false })
     if (!head) throw new errors.TAG_NOT_FOUND(`${repository}:${tag}`, target.config.name)
-    const value = { digest: head.digest, mediaType: head.mediaType, size: head.size }
-    this.tagDigests.set(target.config.name, repository, tag, value)
-    return value
+    return head
+  }
+
+  /**
+   * What a tag points at: from the short-lived tag cache unless `fresh`; else by HEAD, or by GET
+   * when the bytes are wanted and not cached yet. Concurrent identical look-ups share one call.
+   * undefined when the registry answers 404.
+   */
+  private async resolveTag(
+    target: ConfiguredRegistry,
+    repository: string,
+    tag: string,
+    options: SnapshotOptions,
+  ): Promise<TagHead | undefined> {
+    const registry = target.config.name
+    if (!options.fresh) {
+      const cached = this.tagDigests.get(registry, repository, tag)
+      if (cached && (!options.bodies || this.content.peek({ registry, repository, digest: cached.digest })))
+        return cached
+    }
+    const key = `${options.fresh ? 'fresh' : 'cached'}\u0000${options.bodies}\u0000${registry}\u0000${repository}\u0000${tag}`
+    return this.heads.run(key, async () => {
+      let head: TagHead | undefined
+      if (options.bodies) {
+        const got = await target.client.getManifest(repository, tag).catch((err: unknown) => {
+          if ((err as { code?: string }).code === 'REGENT_REGISTRY_NOT_FOUND') return undefined
+          throw err
+        })
+        if (got) {
+          this.content.put({ registry, repository, digest: got.digest }, 'manifest', {
+            mediaType: got.mediaType,
+            bytes: got.bytes,
+          })
+          head = { digest: got.digest, mediaType: got.mediaType, size: got.size }
+        }
+      } else {
+        const found = await target.client.headManifest(repository, tag)
+        if (found) head = { digest: found.digest, mediaType: found.mediaType, size: found.size }
+      }
+      if (head) this.tagDigests.set(registry, repository, tag, head)
+      return head
+    })
+  }
+
+  /**
+   * The tags of a repository, sorted. Browsing reuses a listing for `tagTtlMs`; decisions ask the
+   * registry. Concurrent callers share one listing either way.
+   */
+  private async tagNames(target: ConfiguredRegistry, repository: string, fresh: boolean): Promise<string[]> {
+    const id = `${target.config.name}\u0000${repository}`
+    if (!fresh) {
+      const cached = this.listingCache.get(id)
+      if (cached && cached.expires > Date.now()) return cached.names
+    }
+    return this.listings.run(`${fresh}\u0000${id}`, async () => {
+      const names: string[] = []
+      for await (const name of target.client.tags(repository, { pageSize: 1000 })) names.push(name)
+      names.sort()
+      const ttl = this.tagDigests.ttl
+      if (ttl > 0) {
+        this.listingCache.set(id, { names, expires: Date.now() + ttl })
+        if (this.listingCache.size > 10_000) this.listingCache.clear()
+      }
+      return names
+    })
+  }
+
+  /**
+   * Of tags that did not resolve, those the registry still lists (asked again, so a tag deleted
+   * between the listing and its look-up is not taken for a broken one).
+   */
+  private async stillListed(
+    target: ConfiguredRegistry,
+    repository: string,
+    tags: string[],
+  ): Promise<string[]> {
+    if (tags.length === 0) return []
+    const listed = new Set(await this.tagNames(target, repository, true))
+    return tags.filter((tag) => listed.has(tag)).sort()
   }
 
   /** Digests of many tags; a tag deleted between listing and HEAD is left out. */
@@ -367,7 +488,11 @@ export class BrowseService {
 /** The tags pointing at each digest, in the order of `heads`. */
 export function groupTagsByDigest(heads: Map<string, TagHead>): Map<string, string[]> {
   const byDigest = new Map<string, string[]>()
-  for (const [tag, head] of heads) byDigest.set(head.digest, [...(byDigest.get(head.digest) ?? []), tag])
+  for (const [tag, head] of heads) {
+    const list = byDigest.get(head.digest)
+    if (list) list.push(tag)
+    else byDigest.set(head.digest, [tag])
+  }
   return byDigest
 }
 

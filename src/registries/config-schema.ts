@@ -38,6 +38,10 @@ export const RegistryConfigSchema = Type.Object(
     timeouts: RegistryTimeoutsSchema,
     maxConcurrency: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
     retries: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
+    keepAliveHead: Type.Boolean({
+      default: true,
+      description: 'Reuse connections after HEAD requests; turn off only for a server that mishandles them',
+    }),
     gc: Type.Optional(GcConfigSchema),
     events: Type.Optional(RegistryEventsConfigSchema),
   },

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { SingleFlight } from '../lib/single-flight.js'
 
 /**
  * Manifests and image configs are immutable by digest: fetched once, they are served from memory
@@ -12,15 +13,30 @@ export interface CachedContent {
   bytes: Buffer
 }
 
-interface Key {
+export interface ContentKey {
   registry: string
   repository: string
   digest: string
 }
 
+interface PendingRow {
+  key: ContentKey
+  kind: ContentKind
+  content: CachedContent
+}
+
+/** Rows written to Postgres per statement; a plan of a large repository fetches thousands. */
+const PERSIST_BATCH = 500
+/** New content waits at most this long before it is written; a cache loses nothing that matters. */
+const PERSIST_DELAY_MS = 50
+
 export class ContentCache {
   private readonly memory = new Map<string, CachedContent>()
   private bytesInMemory = 0
+  private readonly fetches = new SingleFlight<CachedContent>()
+  private pending: PendingRow[] = []
+  private persisting: Promise<void> = Promise.resolve()
+  private timer: NodeJS.Timeout | undefined
   hits = { memory: 0, database: 0 }
   misses = 0
 
@@ -29,36 +45,89 @@ export class ContentCache {
     private readonly maxMemoryBytes: number,
   ) {}
 
-  /** The cached content, or what `fetch` returns (then stored in memory and in Postgres). */
-  async get(key: Key, kind: ContentKind, fetch: () => Promise<CachedContent>): Promise<CachedContent> {
-    const id = `${key.registry}\u0000${key.repository}\u0000${key.digest}`
-    const inMemory = this.memory.get(id)
+  /**
+   * The cached content, or what `fetch` returns (then kept in memory and written to Postgres).
+   * Concurrent callers asking for the same digest share one look-up and one fetch.
+   */
+  async get(key: ContentKey, kind: ContentKind, fetch: () => Promise<CachedContent>): Promise<CachedContent> {
+    const id = idOf(key)
+    const inMemory = this.touch(id)
     if (inMemory) {
-      // Re-insert to mark it most recently used (Map keeps insertion order).
-      this.memory.delete(id)
-      this.memory.set(id, inMemory)
       this.hits.memory++
       return inMemory
     }
-    const stored = await this.db.query<{ media_type: string; bytes: Buffer }>(
-      'SELECT media_type, bytes FROM content_cache WHERE registry = $1 AND repository = $2 AND digest = $3',
-      [key.registry, key.repository, key.digest],
-    )
-    if (stored.rows[0]) {
-      this.hits.database++
-      const content = { mediaType: stored.rows[0].media_type, bytes: stored.rows[0].bytes }
-      this.remember(id, content)
+    return this.fetches.run(id, async () => {
+      const stored = await this.db.query<{ media_type: string; bytes: Buffer }>(
+        'SELECT media_type, bytes FROM content_cache WHERE registry = $1 AND repository = $2 AND digest = $3',
+        [key.registry, key.repository, key.digest],
+      )
+      if (stored.rows[0]) {
+        this.hits.database++
+        const content = { mediaType: stored.rows[0].media_type, bytes: stored.rows[0].bytes }
+        this.remember(id, content)
+        return content
+      }
+      this.misses++
+      const content = await fetch()
+      this.put(key, kind, content)
       return content
-    }
-    this.misses++
-    const content = await fetch()
+    })
+  }
+
+  /** Only what memory holds now: no query, no fetch. */
+  peek(key: ContentKey): CachedContent | undefined {
+    return this.touch(idOf(key))
+  }
+
+  /**
+   * Content that arrived some other way (a manifest GET by tag returns the bytes with the digest):
+   * kept in memory at once and written to Postgres in batches shortly after.
+   */
+  put(key: ContentKey, kind: ContentKind, content: CachedContent): void {
+    const id = idOf(key)
+    if (this.memory.has(id)) return
     this.remember(id, content)
+    this.pending.push({ key, kind, content })
+    if (this.pending.length >= PERSIST_BATCH) this.flush().catch(() => {})
+    else this.timer ??= setTimeout(() => this.flush().catch(() => {}), PERSIST_DELAY_MS)
+  }
+
+  /** Writes what `put` has queued; resolves when every write started so far is done. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    const rows = this.pending
+    this.pending = []
+    for (let i = 0; i < rows.length; i += PERSIST_BATCH) {
+      const batch = rows.slice(i, i + PERSIST_BATCH)
+      this.persisting = this.persisting.then(() => this.insert(batch)).catch(() => {})
+    }
+    await this.persisting
+  }
+
+  private async insert(rows: PendingRow[]): Promise<void> {
     await this.db.query(
       `INSERT INTO content_cache (registry, repository, digest, kind, media_type, bytes)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-      [key.registry, key.repository, key.digest, kind, content.mediaType, content.bytes],
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+       ON CONFLICT DO NOTHING`,
+      [
+        rows.map((r) => r.key.registry),
+        rows.map((r) => r.key.repository),
+        rows.map((r) => r.key.digest),
+        rows.map((r) => r.kind),
+        rows.map((r) => r.content.mediaType),
+        rows.map((r) => r.content.bytes),
+      ],
     )
-    return content
+  }
+
+  private touch(id: string): CachedContent | undefined {
+    const found = this.memory.get(id)
+    if (!found) return undefined
+    // Re-insert to mark it most recently used (Map keeps insertion order).
+    this.memory.delete(id)
+    this.memory.set(id, found)
+    return found
   }
 
   private remember(id: string, content: CachedContent): void {
@@ -71,6 +140,10 @@ export class ContentCache {
       this.bytesInMemory -= value.bytes.length
     }
   }
+}
+
+function idOf(key: ContentKey): string {
+  return `${key.registry}\u0000${key.repository}\u0000${key.digest}`
 }
 
 /** Tag → digest answers, fresh for a few seconds only: a tag can be re-pushed at any moment. */
@@ -104,6 +177,10 @@ export class TagDigestCache {
       const now = this.now()
       for (const [id, entry] of this.entries) if (entry.expires <= now) this.entries.delete(id)
     }
+  }
+
+  get ttl(): number {
+    return this.ttlMs
   }
 }
 

@@ -21,21 +21,20 @@ export default fp<RegistriesPluginOptions>(
   async (app, { config, env }) => {
     const registries = new RegistrySet(config.registries, { ...(env ? { env } : {}), logger: app.log })
     app.decorate('registries', registries)
+    const content = new ContentCache(app.db, config.browse.cacheMemoryBytes)
     app.decorate(
       'browse',
-      new BrowseService(
-        registries,
-        new ContentCache(app.db, config.browse.cacheMemoryBytes),
-        new TagDigestCache(config.browse.tagTtlMs),
-        {
-          concurrency: config.browse.concurrency,
-          siblingScanLimit: config.browse.siblingScanLimit,
-          maxConfigBytes: config.browse.maxConfigBytes,
-          probeTimeoutMs: config.browse.probeTimeoutMs,
-        },
-      ),
+      new BrowseService(registries, content, new TagDigestCache(config.browse.tagTtlMs), {
+        concurrency: config.browse.concurrency,
+        siblingScanLimit: config.browse.siblingScanLimit,
+        maxConfigBytes: config.browse.maxConfigBytes,
+        probeTimeoutMs: config.browse.probeTimeoutMs,
+      }),
     )
-    app.addHook('onClose', () => registries.close())
+    app.addHook('onClose', async () => {
+      await content.flush()
+      await registries.close()
+    })
   },
   { name: 'registries', dependencies: ['db'] },
 )

@@ -44,7 +44,10 @@ export async function repositoryActivity(
   return activity
 }
 
-/** Upserts sightings (first one wins) and returns first_seen_at for every tag given. */
+/**
+ * Upserts sightings of (tag, digest) pairs (the first one wins) and returns first_seen_at for every
+ * tag given: when Regent first saw the tag pointing at the digest it points at now.
+ */
 export async function recordSightings(
   db: Queryable,
   registry: string,
@@ -62,7 +65,7 @@ export async function recordSightings(
     seen.set(row.tag, row.first_seen_at)
   if (seen.size < given.length) {
     // Sighted by a concurrent call after this statement's snapshot: committed by now, read it.
-    const missing = given.filter((t) => !seen.has(t.tag)).map((t) => t.tag)
+    const missing = given.filter((t) => !seen.has(t.tag))
     for (const row of await selectSightings(db, registry, repository, missing)) {
       seen.set(row.tag, row.first_seen_at)
     }

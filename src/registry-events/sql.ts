@@ -136,7 +136,8 @@ export async function selectRepositoryActivity(
 }
 
 /**
- * Inserts the sightings not yet recorded and returns first_seen_at of every tag given. Both halves
+ * Inserts the sightings not yet recorded and returns first_seen_at of every (tag, digest) given:
+ * a tag moved onto another digest is a new sighting. Both halves
  * of the UNION read in one statement: the inserted rows come back through RETURNING, the old ones
  * from the table (the statement's snapshot does not show its own inserts, so none is counted
  * twice). A tag another transaction inserted after that snapshot is in neither half; the caller
@@ -152,32 +153,33 @@ export async function upsertSightings(
     `WITH given AS (
        SELECT * FROM unnest($3::text[], $4::text[]) AS g(tag, digest)
      ), inserted AS (
-       INSERT INTO registry_tag_sightings (registry, repository, tag, digest_at_first_sight)
+       INSERT INTO registry_tag_sightings (registry, repository, tag, digest)
        SELECT $1, $2, tag, digest FROM given
-       ON CONFLICT (registry, repository, tag) DO NOTHING
+       ON CONFLICT (registry, repository, tag, digest) DO NOTHING
        RETURNING tag, first_seen_at
      )
      SELECT tag, first_seen_at FROM inserted
      UNION ALL
      SELECT s.tag, s.first_seen_at
-       FROM registry_tag_sightings s JOIN given g ON g.tag = s.tag
+       FROM registry_tag_sightings s JOIN given g ON g.tag = s.tag AND g.digest = s.digest
       WHERE s.registry = $1 AND s.repository = $2`,
     [registry, repository, tags.map((t) => t.tag), tags.map((t) => t.digest)],
   )
   return rows
 }
 
-/** first_seen_at of the given tags, as committed now. */
+/** first_seen_at of the given (tag, digest) pairs, as committed now. */
 export async function selectSightings(
   db: Queryable,
   registry: string,
   repository: string,
-  tags: string[],
+  tags: { tag: string; digest: string }[],
 ): Promise<{ tag: string; first_seen_at: Date }[]> {
   const { rows } = await db.query<{ tag: string; first_seen_at: Date }>(
-    `SELECT tag, first_seen_at FROM registry_tag_sightings
-      WHERE registry = $1 AND repository = $2 AND tag = ANY($3::text[])`,
-    [registry, repository, tags],
+    `SELECT s.tag, s.first_seen_at FROM registry_tag_sightings s
+       JOIN unnest($3::text[], $4::text[]) AS g(tag, digest) ON g.tag = s.tag AND g.digest = s.digest
+      WHERE s.registry = $1 AND s.repository = $2`,
+    [registry, repository, tags.map((t) => t.tag), tags.map((t) => t.digest)],
   )
   return rows
 }

@@ -1,7 +1,7 @@
 import type { GovernanceConfig, LegalHold } from '../governance/index.js'
 import { protectionVerdict } from '../governance/index.js'
 import type { Manifest } from '../oci/index.js'
-import { type BrowseService, groupTagsByDigest } from '../registries/browse-service.js'
+import type { BrowseService } from '../registries/browse-service.js'
 import { mapLimit } from '../registries/map-limit.js'
 import type { ActivityTimes, RepositoryActivity } from '../registry-events/index.js'
 import type { ArtifactFacts } from './rules.js'
@@ -47,8 +47,9 @@ export async function gatherRepository(
   registry: string,
   repository: string,
 ): Promise<RepositoryFacts> {
-  const heads = await ctx.browse.snapshotTags(registry, repository)
-  const tagsByDigest = groupTagsByDigest(heads)
+  const snapshot = await ctx.browse.snapshotRepository(registry, repository, { fresh: true, bodies: true })
+  const heads = snapshot.tags
+  const tagsByDigest = snapshot.tagsByDigest
   const [firstSeen, activity] = await Promise.all([
     ctx.activity.recordSightings(
       registry,
@@ -93,9 +94,13 @@ export async function gatherRepository(
     const tags = (tagsByDigest.get(digest) ?? []).sort()
     const children = manifest?.kind === 'index' ? manifest.manifests.map((c) => c.digest) : []
     blobs.set(digest, await blobsOf(manifest, children, manifestOf))
-    const times = [activity.digests.get(digest), ...tags.map((tag) => activity.tags.get(tag))].filter(
-      (t): t is ActivityTimes => t !== undefined,
-    )
+    // A tag's events count only while the tag points at this digest: a tag pushed again onto a new
+    // image starts fresh, and events about an image it pointed at before never age or keep this one.
+    const tagTimes = tags
+      .map((tag) => activity.tags.get(tag))
+      .filter((t): t is ActivityTimes & { digest: string | null } => t?.digest === digest)
+    const digestTimes = activity.digests.get(digest)
+    const times = digestTimes ? [digestTimes, ...tagTimes] : tagTimes
     const pushedByEvents = latest(times.map((t) => t.lastPushAt ?? t.firstPushAt))
     const seen = earliest(tags.map((tag) => firstSeen.get(tag) ?? null))
     const created = ctx.needsCreated
@@ -112,7 +117,14 @@ export async function gatherRepository(
       pushedAt: pushedByEvents ?? seen ?? ctx.now,
       pushedSource: pushedByEvents ? 'events' : 'first-seen',
       createdAt: created && !Number.isNaN(created.getTime()) ? created : null,
-      pulledAt: latest(times.map((t) => t.lastPullAt)),
+      // Pulls are recorded per digest (a pull by tag names the digest it got); a tag's own pull
+      // time counts only when it came after the tag's latest push, that is, for this digest.
+      pulledAt: latest([
+        digestTimes?.lastPullAt,
+        ...tagTimes.map((t) =>
+          t.lastPullAt && (!t.lastPushAt || t.lastPullAt >= t.lastPushAt) ? t.lastPullAt : null,
+        ),
+      ]),
       shielded: shieldsOf(ctx, registry, repository, digest, tags),
     }
   })

@@ -151,6 +151,7 @@ export function registryConfig(
     timeouts: { connectMs: 2000, headersMs: 10_000, bodyMs: 10_000 },
     maxConcurrency: 8,
     retries: 2,
+    keepAliveHead: true,
   }
   if ('credentials' in registry && registry.credentials) {
     config.auth = { username: registry.credentials.username, passwordEnv: 'REGENT_TEST_REGISTRY_PASSWORD' }

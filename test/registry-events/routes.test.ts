@@ -289,41 +289,54 @@ t.test('the service does not start when an events secret variable is not set', a
   )
 })
 
-t.test('recordSightings keeps the first time and digest, and answers every tag given', async (t) => {
-  const app = await buildEventsApp(t)
-  const first = await recordSightings(app.db, 'hub', 'team/app', [
-    { tag: 'a', digest: 'sha256:1' },
-    { tag: 'b', digest: 'sha256:2' },
-    { tag: 'a', digest: 'sha256:9' },
-  ])
-  t.same([...first.keys()].sort(), ['a', 'b'])
-  await app.db.query(
-    "UPDATE registry_tag_sightings SET first_seen_at = '2026-01-01T00:00:00Z' WHERE tag = 'a'",
-  )
+t.test(
+  'recordSightings keeps the first time of each (tag, digest), and answers every tag given',
+  async (t) => {
+    const app = await buildEventsApp(t)
+    const first = await recordSightings(app.db, 'hub', 'team/app', [
+      { tag: 'a', digest: 'sha256:1' },
+      { tag: 'b', digest: 'sha256:2' },
+      { tag: 'a', digest: 'sha256:9' },
+    ])
+    t.same([...first.keys()].sort(), ['a', 'b'])
+    await app.db.query(
+      "UPDATE registry_tag_sightings SET first_seen_at = '2026-01-01T00:00:00Z' WHERE tag = 'a'",
+    )
 
-  const second = await recordSightings(app.db, 'hub', 'team/app', [
-    { tag: 'a', digest: 'sha256:3' },
-    { tag: 'c', digest: 'sha256:4' },
-  ])
-  t.same(second.get('a'), at('2026-01-01T00:00:00Z'), 'a later sighting does not move the first')
-  t.ok(second.get('c') instanceof Date, 'a new tag gets its first time')
-  t.ok((second.get('c') as Date).getTime() > Date.parse('2026-01-01T00:00:00Z'))
-  const { rows } = await app.db.query<{ tag: string; digest_at_first_sight: string }>(
-    'SELECT tag, digest_at_first_sight FROM registry_tag_sightings ORDER BY tag',
-  )
-  t.same(rows, [
-    { tag: 'a', digest_at_first_sight: 'sha256:1' },
-    { tag: 'b', digest_at_first_sight: 'sha256:2' },
-    { tag: 'c', digest_at_first_sight: 'sha256:4' },
-  ])
-  t.same((await recordSightings(app.db, 'hub', 'team/app', [])).size, 0)
-  t.same(
-    (await recordSightings(app.db, 'hub', 'team/other', [{ tag: 'a', digest: 'x' }])).get('a') ===
-      second.get('a'),
-    false,
-    'per repository',
-  )
-})
+    const again = await recordSightings(app.db, 'hub', 'team/app', [{ tag: 'a', digest: 'sha256:1' }])
+    t.same(
+      again.get('a'),
+      at('2026-01-01T00:00:00Z'),
+      'a later sighting of the same pair does not move the first',
+    )
+    const second = await recordSightings(app.db, 'hub', 'team/app', [
+      { tag: 'a', digest: 'sha256:3' },
+      { tag: 'c', digest: 'sha256:4' },
+    ])
+    t.ok(
+      (second.get('a') as Date).getTime() > Date.parse('2026-01-01T00:00:00Z'),
+      'a tag moved onto another digest is seen anew: its time is the new image’s',
+    )
+    t.ok(second.get('c') instanceof Date, 'a new tag gets its first time')
+    t.ok((second.get('c') as Date).getTime() > Date.parse('2026-01-01T00:00:00Z'))
+    const { rows } = await app.db.query<{ tag: string; digest: string }>(
+      'SELECT tag, digest FROM registry_tag_sightings ORDER BY tag, digest',
+    )
+    t.same(rows, [
+      { tag: 'a', digest: 'sha256:1' },
+      { tag: 'a', digest: 'sha256:3' },
+      { tag: 'b', digest: 'sha256:2' },
+      { tag: 'c', digest: 'sha256:4' },
+    ])
+    t.same((await recordSightings(app.db, 'hub', 'team/app', [])).size, 0)
+    t.same(
+      (await recordSightings(app.db, 'hub', 'team/other', [{ tag: 'a', digest: 'sha256:1' }])).get('a') ===
+        again.get('a'),
+      false,
+      'per repository',
+    )
+  },
+)
 
 t.test('200 tags: one query each for sightings and activity', async (t) => {
   const app: FastifyInstance = await buildEventsApp(t)
@@ -368,7 +381,7 @@ t.test('recordSightings answers a tag another transaction sighted first while it
   await recordSightings(other, 'hub', 'team/app', [{ tag: 'x', digest: 'sha256:first' }])
   // This call's insert waits for the open transaction's row; its snapshot predates that row.
   const waiting = recordSightings(app.db, 'hub', 'team/app', [
-    { tag: 'x', digest: 'sha256:second' },
+    { tag: 'x', digest: 'sha256:first' },
     { tag: 'y', digest: 'sha256:y' },
   ])
   await new Promise((resolve) => setTimeout(resolve, 200))
@@ -379,10 +392,8 @@ t.test('recordSightings answers a tag another transaction sighted first while it
   const seen = await waiting
   t.same(seen.get('x'), at('2026-01-01T00:00:00Z'), "the other transaction's first sighting")
   t.ok(seen.get('y'), 'and its own new tag')
-  const { rows } = await app.db.query(
-    "SELECT digest_at_first_sight FROM registry_tag_sightings WHERE tag = 'x'",
-  )
-  t.same(rows, [{ digest_at_first_sight: 'sha256:first' }])
+  const { rows } = await app.db.query("SELECT digest FROM registry_tag_sightings WHERE tag = 'x'")
+  t.same(rows, [{ digest: 'sha256:first' }])
 })
 
 t.test('event ids older than the retention are pruned; a late redelivery still moves no time', async (t) => {
