@@ -52,6 +52,8 @@ const typeDefs = /* GraphQL */ `
     pageInfo: PageInfo!
     "false when the repository has more tags than browse.siblingScanLimit"
     sharedWithComplete: Boolean!
+    "Tags of this page the registry lists but that resolve to nothing; untag removes them"
+    dangling: [String!]!
   }
   type TagEdge {
     cursor: String!
@@ -199,6 +201,7 @@ export function registriesGraphql(browse: () => BrowseService): GraphqlModule {
           return {
             ...connection(nodes, page.nextCursor, (n) => encodeCursor({ last: n.name })),
             sharedWithComplete: page.sharedWithComplete,
+            dangling: page.dangling,
           }
         },
         manifest: (repo: RepositoryNode, args: { reference: string }, ctx: MercuriusContext) =>

@@ -86,6 +86,10 @@ export const TagPageSchema = Type.Object({
   sharedWithComplete: Type.Boolean({
     description: 'false when the repository has more tags than browse.siblingScanLimit',
   }),
+  dangling: Type.Array(Type.String(), {
+    description:
+      'Tags of this page the registry lists but that resolve to nothing (a delete that failed half-way inside the registry); untag removes them',
+  }),
 })
 
 export const RepositoryPageSchema = Type.Object({

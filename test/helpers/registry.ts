@@ -498,3 +498,58 @@ function signJwt(header: object, claims: object, keyPem: string): string {
   const signature = sign('sha256', Buffer.from(signingInput), keyPem).toString('base64url')
   return `${signingInput}.${signature}`
 }
+
+// ---------------------------------------------------------------------------------------------
+// Looking into a registry's storage (distribution's filesystem layout), for what its API cannot
+// list: the manifests a repository still holds, tagged or not.
+// ---------------------------------------------------------------------------------------------
+
+/** Digests of every manifest revision the repository holds (tagged or not). */
+export async function storedManifests(registry: Pick<TestRegistry, 'storageDir'>, repository: string) {
+  const { readdir } = await import('node:fs/promises')
+  const dir = path.join(
+    registry.storageDir,
+    'docker/registry/v2/repositories',
+    repository,
+    '_manifests/revisions/sha256',
+  )
+  const hexes = await readdir(dir).catch(() => [] as string[])
+  const { access } = await import('node:fs/promises')
+  const present: string[] = []
+  for (const hex of hexes) {
+    if (
+      await access(path.join(dir, hex, 'link')).then(
+        () => true,
+        () => false,
+      )
+    )
+      present.push(`sha256:${hex}`)
+  }
+  return present.sort()
+}
+
+/** A blob's bytes straight from storage. */
+export async function storedBlob(
+  registry: Pick<TestRegistry, 'storageDir'>,
+  digest: string,
+): Promise<Buffer> {
+  const hex = digest.replace(/^sha256:/, '')
+  return readFile(
+    path.join(registry.storageDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data'),
+  )
+}
+
+/**
+ * The untag placeholders Regent pushed that are still stored as manifests in the repository (their
+ * config carries the `regent.untag` label): after every untag has finished there must be none.
+ */
+export async function leftoverPlaceholders(registry: Pick<TestRegistry, 'storageDir'>, repository: string) {
+  const left: string[] = []
+  for (const digest of await storedManifests(registry, repository)) {
+    const manifest = JSON.parse((await storedBlob(registry, digest)).toString('utf8'))
+    if (!manifest.config?.digest) continue
+    const config = JSON.parse((await storedBlob(registry, manifest.config.digest)).toString('utf8'))
+    if (config.config?.Labels?.['regent.untag'] !== undefined) left.push(digest)
+  }
+  return left
+}
