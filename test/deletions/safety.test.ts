@@ -22,6 +22,13 @@ const governance = {
   protections: [{ repositories: '**', tags: ['v*.*.*'], level: 'immutable', reason: 'releases' }],
 }
 
+/** payments deletes its own freely: no approval needed. */
+const selfService = {
+  teams: [
+    { name: 'payments', repositories: [{ pattern: 'payments/**' }], approvals: { ownRepositories: 'none' } },
+  ],
+}
+
 async function setup(
   t: Test,
   options: { governance?: object; deletions?: object; executionHooks?: ExecutionHooks } = {},
@@ -223,15 +230,7 @@ t.test(
   async (t) => {
     let held: Promise<unknown> | undefined
     const { client, app } = await setup(t, {
-      governance: {
-        teams: [
-          {
-            name: 'payments',
-            repositories: [{ pattern: 'payments/**' }],
-            approvals: { ownRepositories: 'none' },
-          },
-        ],
-      },
+      governance: selfService,
       deletions: { waveSize: 3 },
       executionHooks: {
         // The first DELETE of the first wave: its markers are committed; the hold arrives now.
@@ -276,15 +275,7 @@ t.test(
   'restore after the tag was pushed again: the new image keeps the tag, tag_taken is reported',
   async (t) => {
     const { client, app } = await setup(t, {
-      governance: {
-        teams: [
-          {
-            name: 'payments',
-            repositories: [{ pattern: 'payments/**' }],
-            approvals: { ownRepositories: 'none' },
-          },
-        ],
-      },
+      governance: selfService,
     })
     const old = await pushImage(client, 'payments/api', { tags: ['oops', 'alias'] })
     const request = await file(app, {
@@ -326,15 +317,7 @@ t.test(
   'only an admin may force a restore over a tag pushed again; then it is re-pointed, audited',
   async (t) => {
     const { client, app } = await setup(t, {
-      governance: {
-        teams: [
-          {
-            name: 'payments',
-            repositories: [{ pattern: 'payments/**' }],
-            approvals: { ownRepositories: 'none' },
-          },
-        ],
-      },
+      governance: selfService,
     })
     const old = await pushImage(client, 'payments/api', { tags: ['oops'] })
     const request = await file(app, {
@@ -362,15 +345,7 @@ t.test(
 
 t.test('delete-image of an index whose child has its own tag: the child and its tag survive', async (t) => {
   const { client, app } = await setup(t, {
-    governance: {
-      teams: [
-        {
-          name: 'payments',
-          repositories: [{ pattern: 'payments/**' }],
-          approvals: { ownRepositories: 'none' },
-        },
-      ],
-    },
+    governance: selfService,
   })
   const index = await pushIndex(client, 'payments/multi', { tags: ['1.0'] })
   const [tagged, plain] = index.children
@@ -572,15 +547,7 @@ t.test(
   'a dangling tag is visible when browsing and untag removes it; the other tags still resolve',
   async (t) => {
     const { registry, client, app } = await setup(t, {
-      governance: {
-        teams: [
-          {
-            name: 'payments',
-            repositories: [{ pattern: 'payments/**' }],
-            approvals: { ownRepositories: 'none' },
-          },
-        ],
-      },
+      governance: selfService,
     })
     const broken = await pushImage(client, 'payments/api', { tags: ['broken'] })
     await pushImage(client, 'payments/api', { tags: ['fine'] })
