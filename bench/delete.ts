@@ -1,5 +1,10 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
+import diagnostics from 'node:diagnostics_channel'
+import { writeFileSync } from 'node:fs'
+import inspector from 'node:inspector'
+import path from 'node:path'
 import { promisify } from 'node:util'
+import pg from 'pg'
 import { Pool } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -7,77 +12,183 @@ import { MANIFEST_ACCEPT, RegistryClient } from '../src/oci/index.js'
 import { mapLimit } from '../src/registries/map-limit.js'
 import { signToken } from '../test/helper.js'
 import { inParallel, type PushedImage, pushImage } from '../test/helpers/fixtures.js'
-import { registryConfig } from '../test/helpers/registry.js'
+import { registryConfig, type TestRegistry } from '../test/helpers/registry.js'
 import { log, runBench, timed } from './support.js'
 
 /**
- * bench/delete: 1,000 tags across 20 repositories deleted (a) the seed script's way, one `curl` per
- * HEAD and per DELETE, serially; (b) at the registry's own limit, HEAD + DELETE straight at it over
- * keep-alive with CONCURRENCY in flight; (c) through Regent: request, approval (the owning team
- * needs none here), execution to completion, with the same concurrency toward the registry. Each
- * run deletes the same images, re-tagged in between (their blobs stay until GC).
+ * bench/delete: deleting tags (a) the seed script's way, one `curl` per HEAD and per DELETE,
+ * serially; (b) at the registry's own limit, HEAD + DELETE straight at it over keep-alive with
+ * CONCURRENCY in flight; (c) through Regent end to end (request, approval by the rules, execution
+ * with every deletion-safety check); (d) Regent's execution alone (requests filed beforehand). For
+ * Regent it counts the registry calls and the Postgres write transactions per deleted tag, and
+ * compares its CPU time with the raw deleter's. Each phase deletes the same images, tagged again in
+ * between (their blobs stay until GC).
+ *
+ * Shapes (BENCH_SHAPE): `wide` 1,000 tags in 20 repositories; `narrow` 10 tags from one 1,000-tag
+ * repository; `large` 5,000 tags in 5 repositories (peak RSS). `all` (default) runs each in a
+ * process of its own, so each peak RSS is its own.
  */
-const REPOSITORIES = Number(process.env.BENCH_REPOSITORIES ?? 20)
-const TAGS = Number(process.env.BENCH_TAGS ?? 50)
 const CONCURRENCY = 8
+/** BENCH_LOG_LEVEL=warn (say) shows what Regent logs during the phases on stderr. */
+const appOptions = { logger: process.env.BENCH_LOG_LEVEL ? { level: process.env.BENCH_LOG_LEVEL } : false }
 const run = promisify(execFile)
 
-runBench(async ({ db, registry }) => {
+interface Shape {
+  repositories: number
+  tagsPerRepository: number
+  /** Tags deleted per repository (all of them unless set). */
+  deleted?: number
+  seed: boolean
+}
+
+const SHAPES: Record<string, Shape> = {
+  wide: { repositories: 20, tagsPerRepository: 50, seed: true },
+  // The first ten tags (t0000 … t0009), which the bench's requests name with /t000[0-9]/.
+  narrow: { repositories: 1, tagsPerRepository: 1000, deleted: 10, seed: false },
+  large: { repositories: 5, tagsPerRepository: 1000, seed: false },
+}
+
+const shapeName = process.env.BENCH_SHAPE ?? 'all'
+if (shapeName === 'all') {
+  for (const name of Object.keys(SHAPES)) {
+    const child = spawnSync(process.execPath, process.argv.slice(1), {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_SHAPE: name },
+    })
+    if (child.status !== 0) process.exit(child.status ?? 1)
+  }
+} else {
+  const shape = SHAPES[shapeName]
+  if (!shape) throw new Error(`BENCH_SHAPE must be one of all, ${Object.keys(SHAPES).join(', ')}`)
+  runBench((ctx) => bench(shapeName, shape, ctx))
+}
+
+/** With BENCH_PROFILE=<dir>, writes a CPU profile of the phase there (for chrome://inspect). */
+async function profiled<T>(label: string, work: () => Promise<T>): Promise<T> {
+  const dir = process.env.BENCH_PROFILE
+  if (!dir) return work()
+  const session = new inspector.Session()
+  session.connect()
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, (err, result) => (err ? reject(err) : resolve(result))),
+    )
+  await post('Profiler.enable')
+  await post('Profiler.start')
+  try {
+    return await work()
+  } finally {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown }
+    writeFileSync(path.join(dir, `${shapeName}-${label}.cpuprofile`), JSON.stringify(profile))
+    session.disconnect()
+  }
+}
+
+/** Requests Regent (or the raw deleter) sends to the registry, counted by undici as they start. */
+function countRegistryCalls(registry: TestRegistry) {
+  const origin = new URL(registry.url).origin
+  const counts = { total: 0 }
+  diagnostics.subscribe('undici:request:create', (message) => {
+    const { request } = message as { request: { origin: string | URL } }
+    if (String(request.origin).replace(/\/$/, '') === origin) counts.total++
+  })
+  return counts
+}
+
+/** Write transactions of the whole server so far: a transaction gets an id only when it writes. */
+async function writeTransactions(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  const { rows } = await client.query<{ xmax: string }>(
+    'SELECT txid_snapshot_xmax(txid_current_snapshot())::text AS xmax',
+  )
+  await client.end()
+  return Number(rows[0]!.xmax)
+}
+
+async function bench(
+  name: string,
+  shape: Shape,
+  { db, registry }: { db: { url: string }; registry: TestRegistry },
+) {
+  const calls = countRegistryCalls(registry)
   const pusher = new RegistryClient(registryConfig(registry, { maxConcurrency: 16 }))
-  const repos = Array.from({ length: REPOSITORIES }, (_, i) => `team/repo-${String(i).padStart(2, '0')}`)
-  const jobs = repos.flatMap((repository) =>
-    Array.from({ length: TAGS }, (_, j) => ({ repository, tag: `t${j}` })),
+  const repos = Array.from(
+    { length: shape.repositories },
+    (_, i) => `team/repo-${String(i).padStart(2, '0')}`,
+  )
+  const all = repos.flatMap((repository) =>
+    Array.from({ length: shape.tagsPerRepository }, (_, j) => ({
+      repository,
+      tag: `t${String(j).padStart(4, '0')}`,
+    })),
   )
   const images: PushedImage[] = []
   const pushed = await timed(() =>
-    inParallel(jobs, 16, async ({ repository, tag }) => {
+    inParallel(all, 16, async ({ repository, tag }) => {
       images.push(await pushImage(pusher, repository, { tags: [tag], layers: 1 }))
     }),
   )
-  log(`pushed ${images.length} images in ${(pushed.ms / 1000).toFixed(1)} s`)
+  const doomed = images.filter((image) => Number(image.tags[0]!.slice(1)) < (shape.deleted ?? Infinity))
+  log(
+    `\n[${name}] pushed ${images.length} images in ${(pushed.ms / 1000).toFixed(1)} s; deleting ${doomed.length}`,
+  )
   const retag = () =>
-    inParallel(images, 16, (image) =>
+    inParallel(doomed, 16, (image) =>
       pusher.putManifest(image.repository, image.tags[0]!, image.mediaType, image.bytes),
     )
   const remaining = async () => {
     let left = 0
-    await mapLimit(images, 16, async (image) => {
+    await mapLimit(doomed, 16, async (image) => {
       if (await pusher.headManifest(image.repository, image.tags[0]!)) left++
     })
     return left
   }
+  const phase = async <T>(work: () => Promise<T>) => {
+    const before = { calls: calls.total, cpu: process.cpuUsage(), xids: await writeTransactions(db.url) }
+    const { ms, result } = await timed(work)
+    const cpu = process.cpuUsage(before.cpu)
+    const xids = (await writeTransactions(db.url)) - before.xids - 1
+    return { ms, result, calls: calls.total - before.calls, cpuMs: (cpu.user + cpu.system) / 1000, xids }
+  }
 
   // (a) The seed script: for each tag, curl a HEAD for the digest, then curl a DELETE.
-  const seed = await timed(async () => {
-    for (const { repository, tags } of images) {
-      const head = await run('curl', [
-        '-sSI',
-        ...MANIFEST_ACCEPT.split(',').flatMap((type) => ['-H', `Accept: ${type.trim()}`]),
-        `${registry.url}/v2/${repository}/manifests/${tags[0]}`,
-      ])
-      const digest = /docker-content-digest:\s*(\S+)/i.exec(head.stdout)?.[1]
-      if (!digest) throw new Error(`no digest for ${repository}:${tags[0]}`)
-      await run('curl', [
-        '-sS',
-        '-o',
-        '/dev/null',
-        '-X',
-        'DELETE',
-        `${registry.url}/v2/${repository}/manifests/${digest}`,
-      ])
-    }
-  })
-  if ((await remaining()) !== 0) throw new Error('the seed script left tags behind')
-  await retag()
+  let seedMs: number | undefined
+  if (shape.seed) {
+    seedMs = (
+      await timed(async () => {
+        for (const { repository, tags } of doomed) {
+          const head = await run('curl', [
+            '-sSI',
+            ...MANIFEST_ACCEPT.split(',').flatMap((type) => ['-H', `Accept: ${type.trim()}`]),
+            `${registry.url}/v2/${repository}/manifests/${tags[0]}`,
+          ])
+          const digest = /docker-content-digest:\s*(\S+)/i.exec(head.stdout)?.[1]
+          if (!digest) throw new Error(`no digest for ${repository}:${tags[0]}`)
+          await run('curl', [
+            '-sS',
+            '-o',
+            '/dev/null',
+            '-X',
+            'DELETE',
+            `${registry.url}/v2/${repository}/manifests/${digest}`,
+          ])
+        }
+      })
+    ).ms
+    if ((await remaining()) !== 0) throw new Error('the seed script left tags behind')
+    await retag()
+  }
 
   // (b) The registry's own limit: HEAD + DELETE over keep-alive, CONCURRENCY in flight.
   const direct = new Pool(registry.url, { connections: CONCURRENCY })
-  const limit = await timed(() =>
-    mapLimit(images, CONCURRENCY, async ({ repository, tags }) => {
+  const raw = await phase(() =>
+    mapLimit(doomed, CONCURRENCY, async ({ repository, tags }) => {
       const head = await direct.request({
         method: 'HEAD',
         path: `/v2/${repository}/manifests/${tags[0]}`,
         headers: { accept: MANIFEST_ACCEPT },
+        reset: false,
       })
       await head.body.dump()
       const del = await direct.request({
@@ -92,32 +203,29 @@ runBench(async ({ db, registry }) => {
   if ((await remaining()) !== 0) throw new Error('the direct run left tags behind')
   await retag()
 
-  // (c) Regent: one request per repository; jobs.concurrency × deletions.itemConcurrency = CONCURRENCY.
-  const config = loadConfig(
-    {},
-    {
-      databaseUrl: db.url,
-      logLevel: 'silent',
-      auth: { jwtSecret: 'test-secret-0123456789abcdef0123456789abcdef' },
-      registries: [registryConfig(registry, { name: 'bench', maxConcurrency: CONCURRENCY })],
-      governance: {
-        teams: [
-          { name: 'team', repositories: [{ pattern: 'team/**' }], approvals: { ownRepositories: 'none' } },
-        ],
-      },
-      worker: true,
-      jobs: { concurrency: 2, registryConcurrency: 2, pollMs: 200 },
-      deletions: { itemConcurrency: CONCURRENCY / 2 },
+  // (c) and (d) Regent: one request per repository.
+  const settings = {
+    databaseUrl: db.url,
+    logLevel: 'silent',
+    auth: { jwtSecret: 'test-secret-0123456789abcdef0123456789abcdef' },
+    registries: [registryConfig(registry, { name: 'bench', maxConcurrency: CONCURRENCY, retries: 2 })],
+    governance: {
+      teams: [
+        { name: 'team', repositories: [{ pattern: 'team/**' }], approvals: { ownRepositories: 'none' } },
+      ],
     },
-  )
-  const app = await buildApp(config)
-  await app.ready()
+    worker: true,
+    jobs: { concurrency: CONCURRENCY, registryConcurrency: CONCURRENCY, pollMs: 200 },
+    deletions: { repositoryConcurrency: CONCURRENCY },
+  }
+  const config = loadConfig({}, settings)
   const headers = {
     authorization: `Bearer ${signToken({ sub: 'bench', groups: ['team'], roles: ['requester'] })}`,
   }
-  const startedAt = performance.now()
-  const regent = await timed(async () => {
-    const ids = await Promise.all(
+  const targets = (repository: string) =>
+    shape.deleted ? [{ repository, tagPattern: '/t000[0-9]/' }] : [{ repository, tagPattern: '*' }]
+  const fileAll = async (app: Awaited<ReturnType<typeof buildApp>>) =>
+    Promise.all(
       repos.map(async (repository) => {
         const res = await app.inject({
           method: 'POST',
@@ -127,32 +235,86 @@ runBench(async ({ db, registry }) => {
             registry: 'bench',
             verb: 'delete-manifest',
             reason: 'bench',
-            targets: [{ repository, tagPattern: '*' }],
+            targets: targets(repository),
           },
         })
         if (res.statusCode !== 201) throw new Error(`request refused: ${res.body}`)
+        if (res.json().plan.items.length !== doomed.length / repos.length)
+          throw new Error(`the plan has ${res.json().plan.items.length} items`)
         return res.json().id as string
       }),
     )
-    log(`  requests planned and created after ${(performance.now() - startedAt).toFixed(0)} ms`)
+  const waitAll = async (app: Awaited<ReturnType<typeof buildApp>>, ids: string[]) => {
     for (const id of ids) {
       for (;;) {
-        const state = (await app.inject({ url: `/v1/deletions/${id}`, headers })).json().state
+        const state = (await app.inject({ url: `/v1/deletions/${id}?view=summary`, headers })).json().state
         if (state === 'succeeded') break
         if (state === 'failed' || state === 'partially_failed') throw new Error(`deletion ${id} ${state}`)
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
     }
-  })
+  }
+
+  const app = await buildApp(config, appOptions)
+  await app.ready()
+  const endToEnd = await phase(() => profiled('end-to-end', async () => waitAll(app, await fileAll(app))))
   await app.close()
+  if ((await remaining()) !== 0) throw new Error('Regent left tags behind')
+  await retag()
+
+  // (d) Execution alone: the requests are filed first, needing one approval each; the phase starts
+  // with the approvals (twenty calls), so what it measures is execution on a worker already up.
+  const approving = loadConfig(
+    {},
+    {
+      ...settings,
+      governance: {
+        teams: [{ name: 'team', repositories: [{ pattern: 'team/**' }] }],
+        approvals: { default: { count: 1, from: 'owning-team-approvers' } },
+      },
+    },
+  )
+  const approver = {
+    authorization: `Bearer ${signToken({ sub: 'boss', groups: ['team'], roles: ['approver'] })}`,
+  }
+  const worker = await buildApp(approving, appOptions)
+  await worker.ready()
+  const ids = await fileAll(worker)
+  const execution = await phase(async () => {
+    await profiled('execution', async () => {
+      for (const id of ids) {
+        const res = await worker.inject({
+          method: 'POST',
+          url: `/v1/deletions/${id}/approvals`,
+          headers: approver,
+          payload: { decision: 'approve' },
+        })
+        if (res.json().state !== 'queued') throw new Error(`not approved: ${res.body}`)
+      }
+      await waitAll(worker, ids)
+    })
+  })
+  await worker.close()
   if ((await remaining()) !== 0) throw new Error('Regent left tags behind')
   await pusher.close()
 
-  const rate = (ms: number) => (images.length / (ms / 1000)).toFixed(1)
-  log(`tags: ${images.length} in ${REPOSITORIES} repositories, concurrency ${CONCURRENCY}`)
-  log(`seed script (curl HEAD + curl DELETE, serial): ${rate(seed.ms)} tags/s`)
-  log(`registry limit (HEAD + DELETE, keep-alive):   ${rate(limit.ms)} tags/s`)
-  log(`regent (request, approval, execution):        ${rate(regent.ms)} tags/s`)
-  log(`ratio regent / limit: ${(limit.ms / regent.ms).toFixed(2)}  (goal >= 0.8)`)
-  log(`ratio regent / seed script: ${(seed.ms / regent.ms).toFixed(2)}  (goal >= 10)`)
-})
+  const n = doomed.length
+  const rate = (ms: number) => `${(n / (ms / 1000)).toFixed(1)} tags/s`
+  const per = (x: number) => (x / n).toFixed(2)
+  if (seedMs !== undefined) log(`seed script (curl HEAD + curl DELETE, serial):   ${rate(seedMs)}`)
+  log(
+    `registry limit (HEAD + DELETE, keep-alive, ×${CONCURRENCY}): ${rate(raw.ms)}  (${per(raw.calls)} calls/tag, CPU ${raw.cpuMs.toFixed(0)} ms)`,
+  )
+  log(
+    `regent end to end (plan, approval, execution):  ${rate(endToEnd.ms)}  (${per(endToEnd.calls)} calls/tag, ${per(endToEnd.xids)} write transactions/tag, CPU ${endToEnd.cpuMs.toFixed(0)} ms)`,
+  )
+  log(
+    `regent execution only:                          ${rate(execution.ms)}  (${per(execution.calls)} calls/tag, ${per(execution.xids)} write transactions/tag, CPU ${execution.cpuMs.toFixed(0)} ms)`,
+  )
+  log(`ratio regent end to end / limit: ${(raw.ms / endToEnd.ms).toFixed(2)}  (goal >= 0.7, stretch 0.8)`)
+  log(`ratio regent execution / limit:  ${(raw.ms / execution.ms).toFixed(2)}  (goal >= 0.9)`)
+  if (seedMs !== undefined)
+    log(`ratio regent end to end / seed:  ${(seedMs / endToEnd.ms).toFixed(2)}  (goal >= 5)`)
+  log(`CPU regent end to end / raw deleter: ${(endToEnd.cpuMs / raw.cpuMs).toFixed(2)}  (goal <= 1.5)`)
+  log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`)
+}

@@ -257,16 +257,17 @@ async function restoreData(
     ({ item, judgement }) => judgement.send && item.restore_manifest === null && !isPlaceholderOnly(item),
   )
   const out = new Map<number, { manifest: Buffer; mediaType: string }>()
-  await mapLimit(wanted, 8, async ({ item }) => {
-    const found = await run.deps.browse
-      .manifestOf(run.request.registry, item.repository, item.digest)
-      .catch((err: unknown) => {
-        // Gone already (a re-run after our own DELETE): nothing to restore, the DELETE will say 404.
-        if ((err as { statusCode?: number }).statusCode === 404) return undefined
-        throw err
-      })
+  if (wanted.length === 0) return out
+  // A digest gone already (a re-run after our own DELETE) is left out: the DELETE will say 404.
+  const bytes = await run.deps.browse.manifestBytesOf(
+    run.request.registry,
+    wanted[0]!.item.repository,
+    wanted.map(({ item }) => item.digest),
+  )
+  for (const { item } of wanted) {
+    const found = bytes.get(item.digest)
     if (found) out.set(item.position, { manifest: found.bytes, mediaType: found.mediaType })
-  })
+  }
   return out
 }
 

@@ -44,6 +44,7 @@ import {
   expireOverdue,
   findByIdempotencyKey,
   getDeletion,
+  getDeletionSummary,
   insertApproval,
   insertDeletion,
   listApprovals,
@@ -224,7 +225,10 @@ export class DeletionService {
 
   /** `summary` leaves the plan's items out: cheap enough to poll (page through `items` instead). */
   async get(principal: Principal, id: string, view: 'full' | 'summary' = 'full'): Promise<DeletionView> {
-    return this.view(await this.visibleRow(principal, id), view)
+    if (view === 'full') return this.view(await this.visibleRow(principal, id))
+    const row = await getDeletionSummary(this.pool, id)
+    if (!row || !visible(principal, row)) throw new errors.DELETION_NOT_FOUND(id)
+    return this.view(row)
   }
 
   /** A request's items with what execution did to each, in plan order, a page at a time. */
@@ -725,11 +729,11 @@ export class DeletionService {
     return row
   }
 
-  private async view(row: DeletionRow, view: 'full' | 'summary' = 'full'): Promise<DeletionView> {
-    return (await this.views([row], view))[0]!
+  private async view(row: DeletionRow): Promise<DeletionView> {
+    return (await this.views([row]))[0]!
   }
 
-  private async views(rows: DeletionRow[], view: 'full' | 'summary' = 'full'): Promise<DeletionView[]> {
+  private async views(rows: DeletionRow[]): Promise<DeletionView[]> {
     const ids = rows.map((r) => r.id)
     const [approvals, counts, changed] = await Promise.all([
       listApprovals(this.pool, ids),
@@ -742,7 +746,6 @@ export class DeletionService {
         approvals.filter((a) => a.deletion_id === row.id),
         counts.get(row.id),
         changed.get(row.id) ?? 0,
-        view,
       ),
     )
   }

@@ -105,6 +105,32 @@ export async function getDeletion(
   return rows[0]
 }
 
+/** A request whose plan leaves its items out, with their counts: what a poller needs. */
+export interface DeletionSummaryRow extends DeletionRow {
+  plan_item_count: number
+  plan_tag_count: number
+}
+
+/**
+ * The request without its plan's items and kept manifests (counted in Postgres instead), so polling
+ * a large request neither ships nor parses its whole plan.
+ */
+export async function getDeletionSummary(db: Queryable, id: string): Promise<DeletionSummaryRow | undefined> {
+  const { rows } = await db.query<DeletionSummaryRow>(
+    `SELECT id, registry, verb, targets, reason, ticket, requester_subject, requester_on_behalf_of, requester_person,
+            requester_teams, requester_channel, state, plan_hash, approval_requirement, owning_teams, idempotency_key,
+            request_fingerprint, expires_at, job_id, executed_at, replan_of, created_at, updated_at,
+            (plan - 'items' - 'kept') || '{"items": [], "kept": []}'::jsonb AS plan,
+            jsonb_array_length(plan->'items') AS plan_item_count,
+            (SELECT count(DISTINCT (i->>'repository') || ':' || t)::int
+               FROM jsonb_array_elements(plan->'items') i, jsonb_array_elements_text(i->'vanishingTags') t
+            ) AS plan_tag_count
+     FROM deletion_requests WHERE id = $1::uuid`,
+    [id],
+  )
+  return rows[0]
+}
+
 /** Moves a request from `from` to `to`; undefined when it was no longer in `from`. */
 export async function setDeletionState(
   db: Queryable,

@@ -2,7 +2,7 @@ import { approvalProgress } from '../governance/index.js'
 import { formatBytes } from '../http/format.js'
 import type { ItemCounts, ItemRow } from './items-sql.js'
 import type { Plan, Target, Verb } from './plan.js'
-import type { ApprovalRow, DeletionRow } from './sql.js'
+import type { ApprovalRow, DeletionRow, DeletionSummaryRow } from './sql.js'
 import type { DeletionState } from './state-machine.js'
 
 /** How requests and their items look to callers (REST, GraphQL, chat, notifications). */
@@ -62,12 +62,12 @@ export interface DeletionItemView {
 }
 
 export function toView(
-  row: DeletionRow,
+  row: DeletionRow | DeletionSummaryRow,
   approvals: ApprovalRow[],
   counts: ItemCounts | undefined,
   planChanged: number,
-  view: 'full' | 'summary' = 'full',
 ): DeletionView {
+  const view = 'plan_item_count' in row ? 'summary' : 'full'
   const given = approvals.filter((a) => a.decision === 'approve')
   const progress = approvalProgress(
     row.approval_requirement,
@@ -87,7 +87,7 @@ export function toView(
       person: row.requester_person,
     },
     targets: row.targets,
-    plan: view === 'summary' ? { ...plan, items: [], kept: [] } : plan,
+    plan,
     planHash: row.plan_hash,
     approvals: {
       required: row.approval_requirement,
@@ -102,8 +102,8 @@ export function toView(
       })),
     },
     progress: counts ?? {
-      total: row.plan.items.length,
-      pending: row.plan.items.length,
+      total: itemCount(row),
+      pending: itemCount(row),
       deleted: 0,
       skipped: 0,
       failed: 0,
@@ -116,11 +116,19 @@ export function toView(
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   }
-  return { ...result, summary: summarize(result, row.plan) }
+  return { ...result, summary: summarize(result, row) }
 }
 
-function summarize(view: Omit<DeletionView, 'summary'>, plan: Plan): string {
-  const tags = new Set(plan.items.flatMap((i) => i.vanishingTags.map((t) => `${i.repository}:${t}`)))
+function itemCount(row: DeletionRow | DeletionSummaryRow): number {
+  return 'plan_item_count' in row ? row.plan_item_count : row.plan.items.length
+}
+
+function summarize(view: Omit<DeletionView, 'summary'>, row: DeletionRow | DeletionSummaryRow): string {
+  const plan = row.plan
+  const tags =
+    'plan_tag_count' in row
+      ? row.plan_tag_count
+      : new Set(plan.items.flatMap((i) => i.vanishingTags.map((t) => `${i.repository}:${t}`))).size
   const waiting =
     view.state === 'awaiting_approval' ? `, needs ${view.approvals.missing} more approval(s)` : ''
   const done =
@@ -131,7 +139,7 @@ function summarize(view: Omit<DeletionView, 'summary'>, plan: Plan): string {
     view.planChanged > 0
       ? `; ${view.planChanged} item(s) not executed because the registry changed since approval (file the changed plan again with replan)`
       : ''
-  return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${plan.items.length} item(s), ${tags.size} tag(s), ~${formatBytes(plan.bytesFreed)}${waiting}${done}${changed}; requested by ${view.requester.person}`
+  return `Deletion ${view.id.slice(0, 8)} (${view.verb} in ${view.registry}) is ${view.state.replace('_', ' ')}: ${itemCount(row)} item(s), ${tags} tag(s), ~${formatBytes(plan.bytesFreed)}${waiting}${done}${changed}; requested by ${view.requester.person}`
 }
 
 export function toItemView(row: ItemRow): DeletionItemView {

@@ -260,6 +260,28 @@ export class BrowseService {
     return view
   }
 
+  /**
+   * The bytes of many manifests of one repository, through the cache in one look-up; those it does
+   * not hold are fetched. A digest the registry does not have is left out.
+   */
+  async manifestBytesOf(
+    registry: string,
+    repository: string,
+    digests: string[],
+  ): Promise<Map<string, { mediaType: string; bytes: Buffer }>> {
+    const target = this.registries.get(registry)
+    const found = await this.content.getMany(registry, repository, digests)
+    const missing = digests.filter((digest) => !found.has(digest))
+    await mapLimit(missing, this.options.concurrency, async (digest) => {
+      const fetched = await this.manifest(target, repository, digest).catch((err: unknown) => {
+        if ((err as { statusCode?: number }).statusCode === 404) return undefined
+        throw err
+      })
+      if (fetched) found.set(digest, { mediaType: fetched.mediaType, bytes: fetched.bytes })
+    })
+    return found
+  }
+
   /** A manifest by digest, parsed, through the cache (manifests never change for a digest). */
   async manifestOf(registry: string, repository: string, digest: string) {
     return this.manifest(this.registries.get(registry), repository, digest)

@@ -74,6 +74,39 @@ export class ContentCache {
     })
   }
 
+  /**
+   * Many digests of one repository at once: memory first, then one query for the rest. What
+   * neither holds is left out (the caller fetches it).
+   */
+  async getMany(
+    registry: string,
+    repository: string,
+    digests: string[],
+  ): Promise<Map<string, CachedContent>> {
+    const found = new Map<string, CachedContent>()
+    const missing: string[] = []
+    for (const digest of digests) {
+      const hit = this.touch(idOf({ registry, repository, digest }))
+      if (hit) {
+        this.hits.memory++
+        found.set(digest, hit)
+      } else missing.push(digest)
+    }
+    if (missing.length === 0) return found
+    const { rows } = await this.db.query<{ digest: string; media_type: string; bytes: Buffer }>(
+      `SELECT digest, media_type, bytes FROM content_cache
+       WHERE registry = $1 AND repository = $2 AND digest = ANY($3::text[])`,
+      [registry, repository, missing],
+    )
+    for (const row of rows) {
+      const content = { mediaType: row.media_type, bytes: row.bytes }
+      this.hits.database++
+      this.remember(idOf({ registry, repository, digest: row.digest }), content)
+      found.set(row.digest, content)
+    }
+    return found
+  }
+
   /** Only what memory holds now: no query, no fetch. */
   peek(key: ContentKey): CachedContent | undefined {
     return this.touch(idOf(key))

@@ -602,3 +602,56 @@ t.test(
     t.same(after.json().dangling, [])
   },
 )
+
+t.test(
+  'the summary view leaves the items out but says the same; items are paged with their outcomes',
+  async (t) => {
+    const { client, app } = await setup(t, { governance: selfService })
+    for (let i = 0; i < 5; i++)
+      await pushImage(client, 'payments/api', { tags: [`s${i}`, `alias-${i}`], layers: 1 })
+    const request = await file(app, {
+      verb: 'delete-manifest',
+      targets: [{ repository: 'payments/api', tagPattern: 's*' }],
+    })
+    await waitForState(app, request.id)
+    const full = (await app.inject({ url: `/v1/deletions/${request.id}`, headers: admin })).json()
+    const light = (
+      await app.inject({ url: `/v1/deletions/${request.id}?view=summary`, headers: admin })
+    ).json()
+    t.equal(full.view, 'full')
+    t.equal(full.plan.items.length, 5)
+    t.equal(light.view, 'summary')
+    t.same(light.plan.items, [])
+    t.equal(light.summary, full.summary, 'the same one-line summary: 5 items, 10 tags')
+    t.match(light.summary, /5 item\(s\), 10 tag\(s\)/)
+    t.same(light.progress, full.progress)
+    t.equal(light.plan.bytesFreed, full.plan.bytesFreed)
+
+    const first = (
+      await app.inject({ url: `/v1/deletions/${request.id}/items?limit=2`, headers: admin })
+    ).json()
+    t.equal(first.items.length, 2)
+    const rest = (
+      await app.inject({
+        url: `/v1/deletions/${request.id}/items?limit=10&cursor=${first.nextCursor}`,
+        headers: admin,
+      })
+    ).json()
+    t.same(
+      [...first.items, ...rest.items].map((i: { position: number }) => i.position),
+      [0, 1, 2, 3, 4],
+    )
+    t.equal(rest.nextCursor, null)
+    t.ok(rest.items.every((i: { outcome: string }) => i.outcome === 'deleted'))
+    const graph = await app.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers: admin,
+      payload: {
+        query: `{ deletion(id: "${request.id}", view: "summary") { view summary plan { items { digest } } items(first: 10) { nodes { position outcome } } } }`,
+      },
+    })
+    t.equal(graph.json().data.deletion.view, 'summary')
+    t.equal(graph.json().data.deletion.items.nodes.length, 5)
+  },
+)
