@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import { Pool } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -17,6 +18,7 @@ const TAGS = Number(process.env.BENCH_TAGS ?? 40)
 const CONCURRENCY = 8
 
 runBench(async ({ db, registry }) => {
+  const calls = countRegistryCalls(registry)
   const pusher = new RegistryClient(registryConfig(registry, { maxConcurrency: 16 }))
   const repos = Array.from({ length: REPOSITORIES }, (_, i) => `bench/repo-${String(i).padStart(2, '0')}`)
   const jobs = repos.flatMap((repository) =>
@@ -47,6 +49,7 @@ runBench(async ({ db, registry }) => {
     })
     return {
       pool,
+      url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`,
       close: async () => {
         await pool.close()
         await app.close()
@@ -113,4 +116,90 @@ runBench(async ({ db, registry }) => {
   log(`ratio direct / warm:  ${(directMs / warm.ms).toFixed(2)}  (goal >= 5)`)
   log(`ratio direct / after restart: ${(directMs / revalidated.ms).toFixed(2)}`)
   await direct.close()
+
+  // Under load: many clients browsing at once, with the default tag TTL (answers expire and are
+  // fetched again while the load runs). One warm repository, then 20 repositories round-robin.
+  const loaded = await startRegent(5000)
+  const paths = (count: number) =>
+    repos
+      .slice(0, count)
+      .map((r) => `/v1/registries/bench/repositories/${encodeURIComponent(r)}/tags?limit=1000`)
+  log(`\nunder load (${LOAD_SECONDS} s each, default tag TTL 5 s, registry maxConcurrency ${CONCURRENCY}):`)
+  for (const repositories of [1, 20]) {
+    await load(loaded.url, token, paths(repositories), 5, 1000) // warm the caches
+    const results = []
+    for (const connections of [50, 200]) {
+      const before = calls.total
+      const r = await load(loaded.url, token, paths(repositories), connections, LOAD_SECONDS * 1000)
+      results.push(r)
+      log(
+        `  ${String(repositories).padStart(2)} repositories, ${String(connections).padStart(3)} connections: ${(r.requests / (r.ms / 1000)).toFixed(0)} req/s, p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms, ${r.timeouts} timeouts, ${r.errors} errors, ${((calls.total - before) / r.requests).toFixed(2)} registry calls/request, at most ${calls.maxInFlight} registry calls in flight`,
+      )
+      calls.maxInFlight = 0
+    }
+    log(
+      `  ratio throughput 200 / 50 connections: ${(results[1]!.requests / results[1]!.ms / (results[0]!.requests / results[0]!.ms)).toFixed(2)}  (goal >= 1)`,
+    )
+  }
+  await loaded.close()
 })
+
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10)
+
+/**
+ * A closed loop: `connections` clients, each sending its next request when the last one answered,
+ * for `ms`. A request without an answer within 10 s counts as a timeout.
+ */
+async function load(url: string, token: string, paths: string[], connections: number, ms: number) {
+  const pool = new Pool(url, { connections, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  const latencies: number[] = []
+  let timeouts = 0
+  let errors = 0
+  const started = performance.now()
+  const end = started + ms
+  await Promise.all(
+    Array.from({ length: connections }, async (_, client) => {
+      for (let i = client; performance.now() < end; i++) {
+        const t0 = performance.now()
+        try {
+          const res = await pool.request({
+            method: 'GET',
+            path: paths[i % paths.length]!,
+            headers: { authorization: `Bearer ${token}` },
+          })
+          await res.body.dump()
+          if (res.statusCode === 200) latencies.push(performance.now() - t0)
+          else errors++
+        } catch (err) {
+          if ((err as { code?: string }).code?.includes('TIMEOUT')) timeouts++
+          else errors++
+        }
+      }
+    }),
+  )
+  const elapsed = performance.now() - started
+  await pool.close()
+  latencies.sort((a, b) => a - b)
+  const at = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN
+  return { requests: latencies.length, ms: elapsed, p50: at(0.5), p99: at(0.99), timeouts, errors }
+}
+
+/** Registry calls started, and the most in flight at once, from undici's diagnostics channel. */
+function countRegistryCalls(registry: { url: string }) {
+  const origin = new URL(registry.url).origin
+  const calls = { total: 0, inFlight: 0, maxInFlight: 0 }
+  const ours = (request: { origin: string | URL }) => String(request.origin).replace(/\/$/, '') === origin
+  diagnostics.subscribe('undici:request:create', (message) => {
+    if (!ours((message as { request: { origin: string } }).request)) return
+    calls.total++
+    calls.inFlight++
+    calls.maxInFlight = Math.max(calls.maxInFlight, calls.inFlight)
+  })
+  for (const channel of ['undici:request:trailers', 'undici:request:error']) {
+    diagnostics.subscribe(channel, (message) => {
+      if (ours((message as { request: { origin: string } }).request)) calls.inFlight--
+    })
+  }
+  return calls
+}

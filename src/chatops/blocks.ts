@@ -178,7 +178,8 @@ export function deletionMessage(view: DeletionView, responseType: 'ephemeral' | 
     section(
       `*${mrkdwn(view.summary)}*\nReason: ${mrkdwn(view.reason)}${view.ticket ? ` · Ticket: ${mrkdwn(view.ticket)}` : ''}`,
     ),
-    ...planBlocks(view.plan),
+    // The summary view carries no items: its one-line summary already counts them.
+    ...(view.view === 'summary' ? [] : planBlocks(view.plan)),
   ]
   const given = view.approvals.given.map(
     (a) => `${a.decision === 'approve' ? 'approved' : 'rejected'} by ${mrkdwn(a.approver)}`,

@@ -378,7 +378,7 @@ export class BrowseService {
     repository: string,
     digest: string,
   ): Promise<{ mediaType: string; bytes: Buffer; manifest: Manifest }> {
-    const { mediaType, bytes } = await this.content.get(
+    const content = await this.content.get(
       { registry: target.config.name, repository, digest },
       'manifest',
       async () => {
@@ -386,7 +386,9 @@ export class BrowseService {
         return { mediaType: fetched.mediaType, bytes: fetched.bytes }
       },
     )
-    return { mediaType, bytes, manifest: parseManifest(bytes, mediaType) }
+    // Parsed once per cached entry: browsing under load reads the same manifests over and over.
+    content.parsed ??= parseManifest(content.bytes, content.mediaType)
+    return { mediaType: content.mediaType, bytes: content.bytes, manifest: content.parsed as Manifest }
   }
 
   private async imageConfig(
@@ -394,7 +396,7 @@ export class BrowseService {
     repository: string,
     digest: string,
   ): Promise<ImageConfig> {
-    const { bytes } = await this.content.get(
+    const content = await this.content.get(
       { registry: target.config.name, repository, digest },
       'config',
       async () => ({
@@ -402,7 +404,8 @@ export class BrowseService {
         bytes: await target.client.getBlob(repository, digest, { maxBytes: this.options.maxConfigBytes }),
       }),
     )
-    return parseImageConfig(bytes)
+    content.parsed ??= parseImageConfig(content.bytes)
+    return content.parsed as ImageConfig
   }
 
   private async headTag(target: ConfiguredRegistry, repository: string, tag: string): Promise<TagHead> {

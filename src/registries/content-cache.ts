@@ -11,6 +11,8 @@ export type ContentKind = 'manifest' | 'config'
 export interface CachedContent {
   mediaType: string
   bytes: Buffer
+  /** The bytes parsed, kept with them by whoever parsed them first (they never change). */
+  parsed?: unknown
 }
 
 export interface ContentKey {
