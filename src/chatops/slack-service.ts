@@ -213,12 +213,13 @@ export class SlackChatops {
           // In the channel, so the approvers there see it and its buttons.
           return deletionMessage(deletion, 'in_channel')
         }
-        case 'status':
+        case 'status': {
           // The light view first: only a request still awaiting approval shows its plan's items.
           const light = await this.deletions.get(principal, command.id, 'summary')
           const view =
             light.state === 'awaiting_approval' ? await this.deletions.get(principal, command.id) : light
           return deletionMessage(view, 'ephemeral')
+        }
         case 'approve':
         case 'reject': {
           const view = await this.deletions.decide(principal, context, command.id, {

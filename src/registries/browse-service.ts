@@ -56,6 +56,8 @@ export interface Page<T> {
   nextCursor: string | null
 }
 
+export type TagPage = Page<TagView> & { sharedWithComplete: boolean; dangling: string[] }
+
 /**
  * One repository as the registry shows it at one moment: every listed tag with what it resolves to
  * now. Plans are made from one, and execution takes a new one just before each wave of DELETEs.
@@ -92,6 +94,7 @@ export class BrowseService {
   private readonly listings = new SingleFlight<string[]>()
   private readonly listingCache = new Map<string, { names: string[]; expires: number }>()
   private readonly heads = new SingleFlight<TagHead | undefined>()
+  private readonly pages = new SingleFlight<TagPage>()
 
   constructor(
     private readonly registries: RegistrySet,
@@ -168,11 +171,25 @@ export class BrowseService {
     registry: string,
     repository: string,
     query: { limit: number; cursor?: string },
-  ): Promise<Page<TagView> & { sharedWithComplete: boolean; dangling: string[] }> {
+  ): Promise<TagPage> {
     requireBrowse(principal)
     const target = this.registries.get(registry)
     assertRepository(repository)
     const after = decodeCursor(query.cursor, ['last'])?.last
+    // The page is the same for every caller allowed to browse: callers asking for it at the same
+    // time share one computation.
+    return this.pages.run(`${registry}\u0000${repository}\u0000${query.limit}\u0000${after ?? ''}`, () =>
+      this.tagPage(target, repository, query.limit, after),
+    )
+  }
+
+  private async tagPage(
+    target: ConfiguredRegistry,
+    repository: string,
+    limit: number,
+    after: string | undefined,
+  ): Promise<TagPage> {
+    const query = { limit }
     const names = await this.tagNames(target, repository, false)
     const start = after === undefined ? 0 : names.findIndex((n) => n > after)
     const pageNames = start < 0 ? [] : names.slice(start, start + query.limit)
