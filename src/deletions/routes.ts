@@ -6,11 +6,13 @@ import {
   CancelSchema,
   CreateDeletionSchema,
   DecisionSchema,
+  DeletionActionsSchema,
   DeletionIdParamsSchema,
   DeletionListQuerySchema,
   DeletionSchema,
   DryRunSchema,
   IdempotencyHeadersSchema,
+  ItemOutcomeSchema,
   PlanSchema,
 } from './schemas.js'
 import type { DeletionState } from './state-machine.js'
@@ -20,6 +22,7 @@ const secured = { security: [{ bearerAuth: [] }], tags: ['deletions'] }
 export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(PlanSchema)
   app.addSchema(DeletionSchema)
+  app.addSchema(ItemOutcomeSchema)
 
   app.post(
     '/v1/deletions',
@@ -92,6 +95,36 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => app.deletions.get(request.principal, request.params.id),
+  )
+
+  app.get(
+    '/v1/deletions/:id/items',
+    {
+      schema: {
+        ...secured,
+        summary: 'Each item of a request as execution left it: state, outcome and why (empty until queued)',
+        params: DeletionIdParamsSchema,
+        response: {
+          200: Type.Object({ items: Type.Array(Type.Ref('DeletionItem')) }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => ({ items: await app.deletions.items(request.principal, request.params.id) }),
+  )
+
+  app.get(
+    '/v1/deletions/:id/actions',
+    {
+      schema: {
+        ...secured,
+        summary:
+          'What the caller may do with the request now (approve, reject, cancel, retry, restore), and why not',
+        params: DeletionIdParamsSchema,
+        response: { 200: DeletionActionsSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => app.deletions.actions(request.principal, request.params.id),
   )
 
   app.post(

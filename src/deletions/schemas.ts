@@ -157,6 +157,12 @@ export const DeletionListQuerySchema = Type.Object({
   state: Type.Optional(Type.String()),
   registry: Type.Optional(Type.String()),
   requester: Type.Optional(Type.String()),
+  awaitingMyApproval: Type.Optional(
+    Type.Boolean({
+      description:
+        'Only requests the caller may approve now (an eligible approver, never the requester) and has not decided on',
+    }),
+  ),
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 2048 })),
 })
@@ -179,4 +185,42 @@ export const IdempotencyHeadersSchema = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' }),
   ),
+})
+
+export const ItemOutcomeSchema = Type.Object(
+  {
+    position: Type.Integer(),
+    repository: Type.String(),
+    tag: Nullable(Type.String()),
+    digest: Type.String(),
+    action: Type.String(),
+    vanishingTags: Type.Array(Type.String()),
+    state: Type.Union([
+      Type.Literal('pending'),
+      Type.Literal('deleted'),
+      Type.Literal('skipped'),
+      Type.Literal('failed'),
+    ]),
+    outcome: Nullable(Type.String({ description: 'e.g. `deleted`, `tag_moved`, `not_found`' })),
+    errorCode: Nullable(Type.String()),
+    error: Nullable(Type.String({ description: 'Why the item was skipped or failed' })),
+    attempts: Type.Integer(),
+    restorable: Type.Boolean(),
+    restoredAt: Nullable(Type.String()),
+    finishedAt: Nullable(Type.String()),
+  },
+  { $id: 'DeletionItem', title: 'DeletionItem' },
+)
+
+const ActionVerdictSchema = Type.Object({
+  allowed: Type.Boolean(),
+  reason: Nullable(Type.String({ description: 'Why not, when not allowed' })),
+})
+
+export const DeletionActionsSchema = Type.Object({
+  approve: ActionVerdictSchema,
+  reject: ActionVerdictSchema,
+  cancel: ActionVerdictSchema,
+  retry: ActionVerdictSchema,
+  restore: ActionVerdictSchema,
 })
