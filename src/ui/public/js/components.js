@@ -239,6 +239,72 @@ export function PlanView({ plan, headingLevel = 2, showApprovals = true }) {
   </section>`
 }
 
+function Platforms({ platforms }) {
+  if (!platforms?.length) return html`<span class="muted">–</span>`
+  return html`<ul class="inline-list">
+    ${platforms.map(
+      (p) => html`<li key=${p.digest}>${[p.os, p.architecture, p.variant].filter(Boolean).join('/')}</li>`,
+    )}
+  </ul>`
+}
+
+const TAG_FIELDS = new Set([
+  'name',
+  'digest',
+  'mediaType',
+  'kind',
+  'size',
+  'created',
+  'platforms',
+  'sharedWith',
+])
+
+/**
+ * Tags with digest, size, created time, platforms, the other tags on the same image, and any fact
+ * a newer Regent adds (in-use markers, for one). `nameCell` renders the first column: a link when
+ * browsing, a checkbox when picking.
+ */
+export function TagTable({ tags, caption, nameCell }) {
+  return html`<div class="table-scroll">
+    <table class="tags">
+      <caption>${caption}</caption>
+      <thead>
+        <tr>
+          <th scope="col">Tag</th>
+          <th scope="col">Digest</th>
+          <th scope="col">Kind</th>
+          <th scope="col">Size</th>
+          <th scope="col">Created</th>
+          <th scope="col">Platforms</th>
+          <th scope="col">Same image as</th>
+          <th scope="col">Other facts</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${tags.map(
+          (tag) => html`<tr key=${tag.name}>
+            <td>${nameCell(tag)}</td>
+            <td><${Digest} value=${tag.digest} /></td>
+            <td>${tag.kind}</td>
+            <td><${Bytes} value=${tag.size} /></td>
+            <td><${Time} value=${tag.created} /></td>
+            <td><${Platforms} platforms=${tag.platforms} /></td>
+            <td><${TagList} tags=${tag.sharedWith} /></td>
+            <td>
+              ${Object.entries(tag)
+                .filter(([key]) => !TAG_FIELDS.has(key))
+                .map(
+                  ([key, value]) =>
+                    html`<p key=${key}><span class="fact-name">${key}:</span> <${Fact} value=${value} /></p>`,
+                )}
+            </td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`
+}
+
 /** Blast radius in one line: items, the largest share of one repository, the teams. */
 export function BlastRadius({ plan }) {
   const widest = plan.repositories.reduce(

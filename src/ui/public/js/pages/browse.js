@@ -3,10 +3,9 @@ import {
   Bytes,
   Digest,
   ErrorNotice,
-  Fact,
   Loading,
   Pager,
-  TagList,
+  TagTable,
   Time,
   useAsync,
   useCursorStack,
@@ -91,26 +90,6 @@ function Repositories({ registry, prefix }) {
     }`
 }
 
-function Platforms({ platforms }) {
-  if (!platforms?.length) return html`<span class="muted">–</span>`
-  return html`<ul class="inline-list">
-    ${platforms.map(
-      (p) => html`<li key=${p.digest}>${[p.os, p.architecture, p.variant].filter(Boolean).join('/')}</li>`,
-    )}
-  </ul>`
-}
-
-const TAG_FIELDS = new Set([
-  'name',
-  'digest',
-  'mediaType',
-  'kind',
-  'size',
-  'created',
-  'platforms',
-  'sharedWith',
-])
-
 function Tags({ registry, repository }) {
   const pages = useCursorStack(`${registry}/${repository}`)
   const list = useAsync(
@@ -130,44 +109,11 @@ function Tags({ registry, repository }) {
     ${
       list.data
         ? html`${list.data.sharedWithComplete ? null : html`<p class="notice notice-warning">This repository has more tags than Regent resolves to find shared images: “same image as” may be incomplete.</p>`}
-          <div class="table-scroll">
-            <table class="tags">
-              <caption>Tags of ${repository}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Tag</th>
-                  <th scope="col">Digest</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Platforms</th>
-                  <th scope="col">Same image as</th>
-                  <th scope="col">Other facts</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${list.data.items.map(
-                  (tag) => html`<tr key=${tag.name}>
-                    <td><a href=${href(['browse', registry, repository, tag.name])}><code>${tag.name}</code></a></td>
-                    <td><${Digest} value=${tag.digest} /></td>
-                    <td>${tag.kind}</td>
-                    <td><${Bytes} value=${tag.size} /></td>
-                    <td><${Time} value=${tag.created} /></td>
-                    <td><${Platforms} platforms=${tag.platforms} /></td>
-                    <td><${TagList} tags=${tag.sharedWith} /></td>
-                    <td>
-                      ${Object.entries(tag)
-                        .filter(([key]) => !TAG_FIELDS.has(key))
-                        .map(
-                          ([key, value]) =>
-                            html`<p key=${key}><span class="fact-name">${key}:</span> <${Fact} value=${value} /></p>`,
-                        )}
-                    </td>
-                  </tr>`,
-                )}
-              </tbody>
-            </table>
-          </div>
+          <${TagTable}
+            tags=${list.data.items}
+            caption=${`Tags of ${repository}`}
+            nameCell=${(tag) => html`<a href=${href(['browse', registry, repository, tag.name])}><code>${tag.name}</code></a>`}
+          />
           <${Pager} label="Tag pages" canGoBack=${pages.canGoBack} onBack=${pages.back} nextCursor=${list.data.nextCursor} onNext=${pages.next} />`
         : null
     }`

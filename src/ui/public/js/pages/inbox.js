@@ -54,31 +54,26 @@ function RequestTable({ items, caption }) {
   </table>`
 }
 
-/** Requests awaiting my approval: I am an eligible approver and not the requester. Newest first. */
-export function InboxPage() {
-  const pages = useCursorStack('inbox')
+/** One page of requests at a time, newest first, with the table, an empty note and the pager. */
+function DeletionList({ query, caption, empty }) {
+  const key = JSON.stringify(query)
+  const pages = useCursorStack(key)
   const list = useAsync(
-    () => api('/v1/deletions', { query: { awaitingMyApproval: true, limit: 50, cursor: pages.cursor } }),
-    [pages.cursor],
+    () => api('/v1/deletions', { query: { ...query, limit: 50, cursor: pages.cursor } }),
+    [key, pages.cursor],
   )
-  return html`<h1>Inbox</h1>
-    <p class="muted">Deletion requests waiting for your approval, newest first.</p>
-    ${list.loading ? html`<${Loading} />` : null}
+  return html`${list.loading ? html`<${Loading} />` : null}
     <${ErrorNotice} error=${list.error} />
-    ${
-      list.data && list.data.items.length === 0
-        ? html`<p class="empty" role="status">Nothing awaits your approval.</p>`
-        : null
-    }
+    ${list.data && list.data.items.length === 0 ? html`<p class="empty" role="status">${empty}</p>` : null}
     ${
       list.data && list.data.items.length > 0
-        ? html`<${RequestTable} items=${list.data.items} caption="Awaiting your approval" />`
+        ? html`<${RequestTable} items=${list.data.items} caption=${caption} />`
         : null
     }
     ${
       list.data
         ? html`<${Pager}
-            label="Inbox pages"
+            label=${`${caption}: pages`}
             canGoBack=${pages.canGoBack}
             onBack=${pages.back}
             nextCursor=${list.data.nextCursor}
@@ -88,14 +83,20 @@ export function InboxPage() {
     }`
 }
 
+/** Requests awaiting my approval: I am an eligible approver and not the requester. Newest first. */
+export function InboxPage() {
+  return html`<h1>Inbox</h1>
+    <p class="muted">Deletion requests waiting for your approval, newest first.</p>
+    <${DeletionList}
+      query=${{ awaitingMyApproval: true }}
+      caption="Awaiting your approval"
+      empty="Nothing awaits your approval."
+    />`
+}
+
 /** Every request the caller may see (admins: all; others: their own and their teams'). */
 export function RequestListPage({ route }) {
   const state = route.query.state ?? ''
-  const pages = useCursorStack(state)
-  const list = useAsync(
-    () => api('/v1/deletions', { query: { state, limit: 50, cursor: pages.cursor } }),
-    [state, pages.cursor],
-  )
   return html`<h1>Deletion requests</h1>
     <form class="filters" onSubmit=${(e) => e.preventDefault()}>
       <label for="state-filter">State</label>
@@ -104,23 +105,5 @@ export function RequestListPage({ route }) {
         ${STATES.map((s) => html`<option key=${s} value=${s}>${s.replace(/_/g, ' ')}</option>`)}
       </select>
     </form>
-    ${list.loading ? html`<${Loading} />` : null}
-    <${ErrorNotice} error=${list.error} />
-    ${list.data && list.data.items.length === 0 ? html`<p class="empty" role="status">No requests.</p>` : null}
-    ${
-      list.data && list.data.items.length > 0
-        ? html`<${RequestTable} items=${list.data.items} caption="Requests you may see" />`
-        : null
-    }
-    ${
-      list.data
-        ? html`<${Pager}
-            label="Request pages"
-            canGoBack=${pages.canGoBack}
-            onBack=${pages.back}
-            nextCursor=${list.data.nextCursor}
-            onNext=${pages.next}
-          />`
-        : null
-    }`
+    <${DeletionList} query=${{ state }} caption="Requests you may see" empty="No requests." />`
 }

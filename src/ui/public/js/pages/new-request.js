@@ -1,5 +1,5 @@
 import { ApiError, api, segment } from '../api.js'
-import { Bytes, Digest, ErrorNotice, Loading, PlanView, TagList, Time, useAsync } from '../components.js'
+import { ErrorNotice, Loading, PlanView, TagTable, useAsync } from '../components.js'
 import { html, useEffect, useMemo, useState } from '../html.js'
 import { navigate } from '../router.js'
 
@@ -68,40 +68,14 @@ function TagPicker({ registry, repository, selected, setSelected }) {
       </button>
       <button type="button" class="secondary" onClick=${() => setSelected(new Set())}>Clear selection</button>
     </div>
-    <div class="table-scroll">
-      <table class="tags">
-        <caption>Tags of ${repository}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Tag</th>
-            <th scope="col">Digest</th>
-            <th scope="col">Size</th>
-            <th scope="col">Created</th>
-            <th scope="col">Same image as</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${shown.map(
-            (tag) => html`<tr key=${tag.name}>
-              <td>
-                <label class="check">
-                  <input
-                    type="checkbox"
-                    checked=${selected.has(tag.name)}
-                    onChange=${(e) => toggle(tag.name, e.currentTarget.checked)}
-                  />
-                  <code>${tag.name}</code>
-                </label>
-              </td>
-              <td><${Digest} value=${tag.digest} /></td>
-              <td><${Bytes} value=${tag.size} /></td>
-              <td><${Time} value=${tag.created} /></td>
-              <td><${TagList} tags=${tag.sharedWith} /></td>
-            </tr>`,
-          )}
-        </tbody>
-      </table>
-    </div>
+    <${TagTable}
+      tags=${shown}
+      caption=${`Tags of ${repository}`}
+      nameCell=${(tag) => html`<label class="check">
+        <input type="checkbox" checked=${selected.has(tag.name)} onChange=${(e) => toggle(tag.name, e.currentTarget.checked)} />
+        <code>${tag.name}</code>
+      </label>`}
+    />
     ${next ? html`<button type="button" class="secondary" disabled=${more.busy} onClick=${loadMore}>Load more tags</button>` : null}
     <${ErrorNotice} error=${more.error} />
   </div>`
