@@ -200,7 +200,7 @@ export function PlanView({ plan, headingLevel = 2, showApprovals = true }) {
         ${
           info
             ? html`<p class="muted">
-                ${`${plural(info.itemsInRepo, 'item')} of ${plural(info.totalTags, 'tag')} `}
+                ${`${info.itemsInRepo} of ${plural(info.totalTags, 'tag')} vanish `}
                 ${`(${percent(info.totalTags > 0 ? info.itemsInRepo / info.totalTags : 1)} of the repository); `}
                 ${`owned by ${info.owningTeams.join(', ') || 'no team'}`}
               </p>`
@@ -305,7 +305,7 @@ export function TagTable({ tags, caption, nameCell }) {
   </div>`
 }
 
-/** Blast radius in one line: items, the largest share of one repository, the teams. */
+/** Blast radius in one line: items, the largest share of one repository's tags, the teams. */
 export function BlastRadius({ plan }) {
   const widest = plan.repositories.reduce(
     (best, r) => {
@@ -316,7 +316,7 @@ export function BlastRadius({ plan }) {
   )
   const teams = [...new Set(plan.repositories.flatMap((r) => r.owningTeams))]
   return html`<span class="blast-radius">
-    ${plural(plan.items.length, 'item')}; up to ${percent(widest.share)} of ${widest.repository || 'a repository'};
+    ${plural(plan.items.length, 'item')}; up to ${percent(widest.share)} of the tags of ${widest.repository || 'a repository'};
     teams: ${teams.join(', ') || 'none'}
   </span>`
 }

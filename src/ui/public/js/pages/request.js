@@ -236,6 +236,7 @@ export function RequestPage({ rest }) {
   return html`<h1>Deletion request <code>${d.id.slice(0, 8)}</code> <${StateBadge} state=${d.state} /></h1>
     <p class="summary">${d.summary}</p>
     <p role="status" class="live-status">${notice ?? ''}</p>
+    <${ErrorNotice} error=${actionError} />
     <dl class="facts">
       <dt>Requested by</dt>
       <dd>${d.requester.person}${d.requester.onBehalfOf ? ` (through ${d.requester.subject})` : ''}</dd>
@@ -325,7 +326,6 @@ export function RequestPage({ rest }) {
               ${verdicts.restore.allowed ? html`<${ConfirmButton} label="Restore…" confirmLabel="Restore" question="Push the deleted manifests back and re-point their tags?" busy=${busy} onConfirm=${() => act('restore', 'Restored')} />` : null}
               ${verdicts.cancel.allowed ? html`<${ConfirmButton} label="Cancel request…" confirmLabel="Cancel request" className="danger" question="Cancel this request for good?" busy=${busy} onConfirm=${() => act('cancel', 'Cancelled')} />` : null}
             </div>
-            <${ErrorNotice} error=${actionError} />
           </section>`
         : null
     }
