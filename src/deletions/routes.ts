@@ -8,11 +8,12 @@ import {
   DecisionSchema,
   DeletionActionsSchema,
   DeletionIdParamsSchema,
+  DeletionItemSchema,
+  DeletionItemsQuerySchema,
   DeletionListQuerySchema,
   DeletionSchema,
   DryRunSchema,
   IdempotencyHeadersSchema,
-  ItemOutcomeSchema,
   PlanSchema,
 } from './schemas.js'
 import type { DeletionState } from './state-machine.js'
@@ -22,7 +23,7 @@ const secured = { security: [{ bearerAuth: [] }], tags: ['deletions'] }
 export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(PlanSchema)
   app.addSchema(DeletionSchema)
-  app.addSchema(ItemOutcomeSchema)
+  app.addSchema(DeletionItemSchema)
 
   app.post(
     '/v1/deletions',
@@ -102,15 +103,26 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         ...secured,
-        summary: 'Each item of a request as execution left it: state, outcome and why (empty until queued)',
+        summary: 'The items of a request with what execution did to each, in plan order (none until queued)',
         params: DeletionIdParamsSchema,
+        querystring: DeletionItemsQuerySchema,
         response: {
-          200: Type.Object({ items: Type.Array(Type.Ref('DeletionItem')) }),
+          200: Type.Object({
+            items: Type.Array(Type.Ref('DeletionItem')),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
           ...errorResponses(400, 401, 403, 404),
         },
       },
     },
-    async (request) => ({ items: await app.deletions.items(request.principal, request.params.id) }),
+    async (request) => {
+      const { limit, cursor, state } = request.query
+      return app.deletions.items(request.principal, request.params.id, {
+        limit,
+        ...(cursor ? { cursor } : {}),
+        ...(state ? { state } : {}),
+      })
+    },
   )
 
   app.get(

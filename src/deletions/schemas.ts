@@ -187,26 +187,38 @@ export const IdempotencyHeadersSchema = Type.Object({
   ),
 })
 
-export const ItemOutcomeSchema = Type.Object(
+export const ItemStateSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('deleted'),
+  Type.Literal('skipped'),
+  Type.Literal('failed'),
+])
+
+export const DeletionItemsQuerySchema = Type.Object({
+  state: Type.Optional(ItemStateSchema),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String({ maxLength: 2048 })),
+})
+
+export const DeletionItemSchema = Type.Object(
   {
     position: Type.Integer(),
     repository: Type.String(),
     tag: Nullable(Type.String()),
     digest: Type.String(),
+    mediaType: Type.String(),
     action: Type.String(),
     vanishingTags: Type.Array(Type.String()),
-    state: Type.Union([
-      Type.Literal('pending'),
-      Type.Literal('deleted'),
-      Type.Literal('skipped'),
-      Type.Literal('failed'),
-    ]),
-    outcome: Nullable(Type.String({ description: 'e.g. `deleted`, `tag_moved`, `not_found`' })),
+    state: ItemStateSchema,
+    outcome: Nullable(
+      Type.String({ description: 'deleted, already_deleted, tag_moved, tag_gone, not_found, gave_up, …' }),
+    ),
     errorCode: Nullable(Type.String()),
     error: Nullable(Type.String({ description: 'Why the item was skipped or failed' })),
     attempts: Type.Integer(),
     restorable: Type.Boolean(),
-    restoredAt: Nullable(Type.String()),
+    restoreOutcome: Nullable(Type.String({ description: '`restored` once a restore put it back' })),
+    deleteIssuedAt: Nullable(Type.String({ description: 'When the DELETE left Regent' })),
     finishedAt: Nullable(Type.String()),
   },
   { $id: 'DeletionItem', title: 'DeletionItem' },

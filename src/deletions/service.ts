@@ -30,6 +30,7 @@ import { EXECUTE_DELETION } from './execute.js'
 import {
   type ItemCounts,
   type ItemRow,
+  type ItemState,
   insertItems,
   itemCounts,
   itemsOf,
@@ -100,12 +101,13 @@ export interface DeletionListFilters extends DeletionFilters {
   awaitingMyApproval?: boolean
 }
 
-/** One plan item as execution left it: its state, outcome and, for a failure, why. */
-export interface ItemView {
+/** One item as execution left it: its state, outcome and, when skipped or failed, why. */
+export interface DeletionItemView {
   position: number
   repository: string
   tag: string | null
   digest: string
+  mediaType: string
   action: ItemRow['action']
   vanishingTags: string[]
   state: ItemRow['state']
@@ -114,7 +116,8 @@ export interface ItemView {
   error: string | null
   attempts: number
   restorable: boolean
-  restoredAt: string | null
+  restoreOutcome: string | null
+  deleteIssuedAt: string | null
   finishedAt: string | null
 }
 
@@ -294,11 +297,22 @@ export class DeletionService {
     return row !== undefined && visible(principal, row)
   }
 
-  /** The per-item execution record: empty until the request is queued. */
-  async items(principal: Principal, id: string): Promise<ItemView[]> {
+  /** A request's items with what execution did to each, in plan order, a page at a time. */
+  async items(
+    principal: Principal,
+    id: string,
+    page: { limit: number; cursor?: string; state?: ItemState },
+  ): Promise<{ items: DeletionItemView[]; nextCursor: string | null }> {
     const row = await getDeletion(this.pool, id)
     if (!row || !visible(principal, row)) throw new errors.DELETION_NOT_FOUND(id)
-    return (await itemsOf(this.pool, id)).map(toItemView)
+    const after = Number(decodeCursor(page.cursor, ['position'])?.position ?? -1)
+    const rows = (await itemsOf(this.pool, id, page.state)).filter((item) => item.position > after)
+    const pageRows = rows.slice(0, page.limit)
+    const last = pageRows.at(-1)
+    return {
+      items: pageRows.map(toItemView),
+      nextCursor: rows.length > page.limit && last ? encodeCursor({ position: String(last.position) }) : null,
+    }
   }
 
   /**
@@ -813,12 +827,13 @@ function verdict(why: () => string | null): ActionVerdict {
   return { allowed: reason === null, reason }
 }
 
-function toItemView(item: ItemRow): ItemView {
+function toItemView(item: ItemRow): DeletionItemView {
   return {
     position: item.position,
     repository: item.repository,
     tag: item.tag,
     digest: item.digest,
+    mediaType: item.media_type,
     action: item.action,
     vanishingTags: item.vanishing_tags,
     state: item.state,
@@ -827,7 +842,8 @@ function toItemView(item: ItemRow): ItemView {
     error: item.error,
     attempts: item.attempts,
     restorable: item.restorable,
-    restoredAt: item.restored_at?.toISOString() ?? null,
+    restoreOutcome: item.restored_at ? 'restored' : null,
+    deleteIssuedAt: item.delete_sent_at?.toISOString() ?? null,
     finishedAt: item.finished_at?.toISOString() ?? null,
   }
 }

@@ -147,7 +147,10 @@ t.test('actions say what the caller may do now, by the rules the actions enforce
   const stranger = await app.inject({ url: `/v1/deletions/${id}/actions`, headers: sue })
   t.equal(stranger.statusCode, 404, 'a request the caller may not see is not found')
 
-  t.same((await app.inject({ url: `/v1/deletions/${id}/items`, headers: arno })).json(), { items: [] })
+  t.same((await app.inject({ url: `/v1/deletions/${id}/items`, headers: arno })).json(), {
+    items: [],
+    nextCursor: null,
+  })
   await decide(id, arno, 'approve')
   t.same((await actions(app, id, arno)).approve, {
     allowed: false,
@@ -165,7 +168,9 @@ t.test('actions say what the caller may do now, by the rules the actions enforce
     outcome: 'deleted',
     error: null,
     restorable: true,
+    restoreOutcome: null,
   })
+  t.ok(items[0].deleteIssuedAt && items[0].finishedAt, 'when the DELETE left and when the item ended')
   const after = await actions(app, id, arno)
   t.same(after.restore, { allowed: true, reason: null }, 'an approver of the owning team may restore')
   t.same(after.retry, { allowed: false, reason: 'only the requester or an admin may retry a request' })
@@ -179,4 +184,15 @@ t.test('actions say what the caller may do now, by the rules the actions enforce
   })
   const strangerItems = await app.inject({ url: `/v1/deletions/${id}/items`, headers: sue })
   t.equal(strangerItems.statusCode, 404)
+  const failedOnly = await app.inject({ url: `/v1/deletions/${id}/items?state=failed`, headers: vic })
+  t.same(failedOnly.json(), { items: [], nextCursor: null }, 'items filter by state')
+
+  const restored = await app.inject({ method: 'POST', url: `/v1/deletions/${id}/restore`, headers: arno })
+  t.equal(restored.statusCode, 200, restored.body)
+  const afterRestore = (await app.inject({ url: `/v1/deletions/${id}/items`, headers: vic })).json().items
+  t.equal(afterRestore[0].restoreOutcome, 'restored')
+  t.same((await actions(app, id, arno)).restore, {
+    allowed: false,
+    reason: 'a restored request cannot be restored',
+  })
 })

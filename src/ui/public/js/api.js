@@ -43,5 +43,17 @@ export async function api(path, options) {
   return res.status === 204 ? null : res.json()
 }
 
+/** Every page of a cursor-paged list, up to `max` items. */
+export async function apiAll(path, { query = {}, max = 10_000 } = {}) {
+  const items = []
+  let cursor
+  do {
+    const page = await api(path, { query: { ...query, limit: 1000, cursor } })
+    items.push(...page.items)
+    cursor = page.nextCursor
+  } while (cursor && items.length < max)
+  return { items, complete: !cursor }
+}
+
 /** `repository` as one URL path segment, as the API wants it (`payments%2Fapi`). */
 export const segment = (value) => encodeURIComponent(value)

@@ -229,6 +229,34 @@ export function PlanView({ plan, headingLevel = 2, showApprovals = true }) {
       </section>`
     })}
     ${
+      plan.kept?.length > 0
+        ? html`<section class="plan-kept" aria-label="Kept">
+            <${H2}>Reached but kept</${H2}>
+            <table>
+              <caption>Manifests the request reaches but leaves alone, and why</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Repository</th>
+                  <th scope="col">Digest</th>
+                  <th scope="col">Tags</th>
+                  <th scope="col">Why</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${plan.kept.map(
+                  (k) => html`<tr key=${k.repository + k.digest}>
+                    <td>${k.repository}</td>
+                    <td><${Digest} value=${k.digest} /></td>
+                    <td><${TagList} tags=${k.tags} /></td>
+                    <td>${k.reason}</td>
+                  </tr>`,
+                )}
+              </tbody>
+            </table>
+          </section>`
+        : null
+    }
+    ${
       showApprovals
         ? html`<section class="plan-approvals" aria-label="Approval rule">
             <${H2}>Approval rule</${H2}>

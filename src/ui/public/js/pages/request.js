@@ -1,8 +1,9 @@
-import { api, segment } from '../api.js'
+import { api, apiAll, segment } from '../api.js'
 import {
   ApprovalRule,
   Digest,
   ErrorNotice,
+  Fact,
   Loading,
   PlanView,
   StateBadge,
@@ -56,7 +57,11 @@ function ItemOutcomes({ items }) {
           <td>${item.tag ? html`<code>${item.tag}</code>` : html`<span class="muted">–</span>`}</td>
           <td><${Digest} value=${item.digest} /></td>
           <td>${item.action}</td>
-          <td><${StateBadge} state=${item.state} />${item.restoredAt ? html` <span class="badge">restored</span>` : null}</td>
+          <td>
+            <${StateBadge} state=${item.state} />
+            ${item.restoreOutcome ? html` <span class="badge">restore: ${item.restoreOutcome}</span>` : null}
+            ${item.restoreNote ? html`<p class="muted">${item.restoreNote}</p>` : null}
+          </td>
           <td>
             ${item.outcome ? html`<code>${item.outcome}</code>` : html`<span class="muted">–</span>`}
             ${item.outcome && OUTCOMES[item.outcome] ? html` <span>${OUTCOMES[item.outcome]}</span>` : null}
@@ -67,6 +72,28 @@ function ItemOutcomes({ items }) {
     </tbody>
   </table>`
 }
+
+/** Fields of a request this console knows; any other (from a newer Regent) is shown by name. */
+const KNOWN = new Set([
+  'id',
+  'registry',
+  'verb',
+  'state',
+  'reason',
+  'ticket',
+  'requester',
+  'targets',
+  'plan',
+  'planHash',
+  'approvals',
+  'progress',
+  'jobId',
+  'expiresAt',
+  'createdAt',
+  'updatedAt',
+  'summary',
+  'view',
+])
 
 /** A button that asks once more before doing something that cannot be taken back. */
 function ConfirmButton({ label, confirmLabel, question, onConfirm, busy, className = 'secondary' }) {
@@ -151,7 +178,7 @@ export function RequestPage({ rest }) {
   const [deletion, setDeletion] = useState()
   // The plan on the page stays the one first shown: a decision is about what the person read.
   const [shownPlan, setShownPlan] = useState()
-  const items = useAsync(() => api(`/v1/deletions/${segment(id)}/items`), [id])
+  const items = useAsync(() => apiAll(`/v1/deletions/${segment(id)}/items`), [id])
   const actions = useAsync(() => api(`/v1/deletions/${segment(id)}/actions`), [id])
   const [live, setLive] = useState(false)
   const [liveError, setLiveError] = useState()
@@ -257,6 +284,12 @@ export function RequestPage({ rest }) {
           )}
         </ul>
       </dd>
+      ${Object.entries(d)
+        .filter(([key]) => !KNOWN.has(key))
+        .map(
+          ([key, value]) =>
+            html`<dt key=${`t-${key}`}>${key}</dt><dd key=${`d-${key}`}><${Fact} value=${value} /></dd>`,
+        )}
     </dl>
     <p><a href=${href(['audit'], { deletionId: d.id })}>Audit events of this request</a></p>
 
@@ -313,6 +346,7 @@ export function RequestPage({ rest }) {
             </p>
             <${ErrorNotice} error=${liveError} title="Live updates stopped" />
             ${items.data && items.data.items.length > 0 ? html`<${ItemOutcomes} items=${items.data.items} />` : null}
+            ${items.data && !items.data.complete ? html`<p class="muted">Only the first ${items.data.items.length} items are shown.</p>` : null}
           </section>`
         : null
     }
