@@ -18,6 +18,16 @@ export function useAsync(load, deps) {
   return { ...state, reload: run }
 }
 
+/** `value` once it has stopped changing for `ms`: typing does not send a request per key. */
+export function useDebounced(value, ms = 300) {
+  const [settled, setSettled] = useState(value)
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms)
+    return () => clearTimeout(timer)
+  }, [value, ms])
+  return settled
+}
+
 export function Loading({ what = 'Loading' }) {
   return html`<p role="status" class="muted">${what}…</p>`
 }

@@ -75,7 +75,7 @@ function Shell({ me }) {
     <main id="content" class="page" ref=${main}>
       ${
         Page
-          ? html`<${Page} me=${me} route=${route} rest=${rest} />`
+          ? html`<${Page} key=${Page === RequestPage ? route.path : section} me=${me} route=${route} rest=${rest} />`
           : html`<h1>Not found</h1><p>No page at <code>${route.path}</code>.</p>`
       }
     </main>`

@@ -1,5 +1,5 @@
 import { ApiError, api, segment } from '../api.js'
-import { ErrorNotice, Loading, PlanView, TagTable, useAsync } from '../components.js'
+import { ErrorNotice, Loading, PlanView, TagTable, useAsync, useDebounced } from '../components.js'
 import { html, useEffect, useMemo, useState } from '../html.js'
 import { navigate } from '../router.js'
 
@@ -103,12 +103,13 @@ export function NewRequestPage({ route }) {
   useEffect(() => {
     if (!registry && registries.data?.length) setRegistry(registries.data[0].name)
   }, [registries.data])
+  const prefix = useDebounced(typed)
   const suggestions = useAsync(
     () =>
       registry
-        ? api(`/v1/registries/${segment(registry)}/repositories`, { query: { prefix: typed, limit: 50 } })
+        ? api(`/v1/registries/${segment(registry)}/repositories`, { query: { prefix, limit: 50 } })
         : Promise.resolve({ items: [] }),
-    [registry, typed],
+    [registry, prefix],
   )
   useEffect(() => setSelected((s) => (repository === route.query.repository ? s : new Set())), [repository])
 

@@ -11,7 +11,7 @@ import {
   useAsync,
 } from '../components.js'
 import { plural, stateLabel } from '../format.js'
-import { html, useEffect, useState } from '../html.js'
+import { html, useEffect, useRef, useState } from '../html.js'
 import { subscribe } from '../live.js'
 import { href } from '../router.js'
 
@@ -212,7 +212,6 @@ export function RequestPage({ rest }) {
         const update = data.deletionUpdated
         setDeletion((d) => ({ ...d, ...update }))
         items.reload()
-        if (!MOVING.has(update.state)) actions.reload()
       },
       onError: (err) => setLiveError({ code: err.extensions?.code, message: err.message }),
       onReconnect: reloadAll,
@@ -224,6 +223,16 @@ export function RequestPage({ rest }) {
       setLive(false)
     }
   }, [id, MOVING.has(state)])
+
+  // Execution ended (seen live or by the catch-up read): outcomes and what may follow are final now.
+  const wasMoving = useRef(false)
+  useEffect(() => {
+    if (wasMoving.current && !MOVING.has(state)) {
+      items.reload()
+      actions.reload()
+    }
+    wasMoving.current = MOVING.has(state)
+  }, [state])
 
   // Swapping the plan on the page is the person's choice; reloading the page would sign them out.
   const loadCurrentPlan = async () => {
