@@ -48,6 +48,7 @@ import { retentionRoutes } from './retention/routes.js'
 import { RETENTION_WARN } from './retention/scheduler.js'
 import { parsePolicyInput } from './retention/schemas.js'
 import { RETENTION_RUN } from './retention/service.js'
+import uiPlugin from './ui/plugin.js'
 
 export interface AppOverrides {
   /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
@@ -75,6 +76,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export const LOG_REDACT = [
   'req.headers.authorization',
   'req.headers.cookie',
+  'req.headers["sec-websocket-protocol"]',
   'req.headers["x-slack-signature"]',
   'req.headers["x-regent-event-secret"]',
   'headers.authorization',
@@ -205,6 +207,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
   await app.register(slackRoutes, { config })
   await app.register(notificationRoutes)
+  await app.register(uiPlugin, { config })
   await app.register(graphql, {
     config,
     modules: [

@@ -10,6 +10,7 @@ import { JobsConfigSchema } from './jobs/config-schema.js'
 import { NotificationsConfigSchema } from './notifications/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 import { RetentionConfigSchema } from './retention/config-schema.js'
+import { UiConfigSchema } from './ui/config-schema.js'
 
 /**
  * The one reader of process.env and of the config file. Everything else receives a `Config`.
@@ -114,6 +115,7 @@ export const ConfigSchema = Type.Object(
     retention: RetentionConfigSchema,
     chatops: ChatopsConfigSchema,
     notifications: NotificationsConfigSchema,
+    ui: UiConfigSchema,
   },
   { additionalProperties: false },
 )

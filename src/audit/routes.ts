@@ -87,7 +87,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const events = app.audit.stream(request.principal, request.query)
+      const events = await app.audit.stream(request.principal, request.query)
       async function* lines() {
         for await (const event of events) yield `${JSON.stringify(event)}\n`
       }

@@ -19,6 +19,13 @@ declare module 'fastify' {
 }
 
 export const ON_BEHALF_OF_HEADER = 'x-regent-on-behalf-of'
+/**
+ * Browsers cannot set headers on a WebSocket upgrade, so a browser sends its bearer token as one
+ * of the offered subprotocols, `regent-bearer.<JWT>`, next to `graphql-transport-ws` (Kubernetes
+ * does the same for its exec streams). The server never selects it: the first offered protocol is
+ * the one answered.
+ */
+export const BEARER_SUBPROTOCOL_PREFIX = 'regent-bearer.'
 const SUBJECT = /^[\w.@:+-]{1,256}$/
 
 /**
@@ -51,6 +58,10 @@ export default fp<{ config: Config }>(
 
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       if (isPublic(request)) return
+      if (request.headers.upgrade && request.headers.authorization === undefined) {
+        const token = bearerFromSubprotocols(request.headers['sec-websocket-protocol'])
+        if (token) request.headers.authorization = `Bearer ${token}`
+      }
       let claims: Record<string, unknown>
       try {
         claims = (await request.jwtVerify()) as Record<string, unknown>
@@ -77,6 +88,11 @@ function isPublic(request: FastifyRequest): boolean {
   if (url === undefined) return true
   // The documentation pages and the GraphiQL page are static; every query they send needs a token.
   return request.routeOptions.config.public === true || /^\/(docs|graphiql)(\/|$)/.test(url)
+}
+
+function bearerFromSubprotocols(header: string | undefined): string | undefined {
+  const offered = header?.split(',').map((p) => p.trim()) ?? []
+  return offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX))?.slice(BEARER_SUBPROTOCOL_PREFIX.length)
 }
 
 export function principalFrom(

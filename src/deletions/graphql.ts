@@ -13,7 +13,15 @@ import type { DeletionState } from './state-machine.js'
  */
 const typeDefs = /* GraphQL */ `
   extend type Query {
-    deletions(state: String, registry: String, requester: String, first: Int = 50, after: String): DeletionConnection!
+    deletions(
+      state: String
+      registry: String
+      requester: String
+      "Only requests the caller may approve now and has not decided on"
+      awaitingMyApproval: Boolean
+      first: Int = 50
+      after: String
+    ): DeletionConnection!
     "The request; view: summary leaves the plan's items out (page through items instead)."
     deletion(id: ID!, view: String = "full"): Deletion!
     legalHolds(includeEnded: Boolean = false): [LegalHold!]!
@@ -290,7 +298,14 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
       Query: {
         deletions: async (
           _root: unknown,
-          args: { state?: string; registry?: string; requester?: string; first: number; after?: string },
+          args: {
+            state?: string
+            registry?: string
+            requester?: string
+            awaitingMyApproval?: boolean
+            first: number
+            after?: string
+          },
           ctx: MercuriusContext,
         ) => {
           const result = await services().deletions.list(
@@ -299,6 +314,7 @@ export function deletionsGraphql(services: () => Services): GraphqlModule {
               ...(args.state ? { state: args.state as DeletionState } : {}),
               ...(args.registry ? { registry: args.registry } : {}),
               ...(args.requester ? { requester: args.requester } : {}),
+              ...(args.awaitingMyApproval ? { awaitingMyApproval: true } : {}),
             },
             { limit: Math.max(1, Math.min(200, args.first)), ...(args.after ? { cursor: args.after } : {}) },
           )

@@ -27,7 +27,10 @@ export default fp<{ config: Config }>(
     )
     app.decorate('deletions', service)
     app.decorate('holds', new HoldsService(app.db))
-    app.decorate('audit', new AuditService(app.db, config.governance))
+    app.decorate(
+      'audit',
+      new AuditService(app.db, config.governance, (principal, id) => service.isVisible(principal, id)),
+    )
     // Every replica sweeps; the UPDATE locks with SKIP LOCKED, so each request expires once.
     const timer = setInterval(() => {
       service.expireOverdue().catch((err) => app.log.warn({ err }, 'expiry sweep failed'))

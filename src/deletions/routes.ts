@@ -6,6 +6,7 @@ import {
   CancelSchema,
   CreateDeletionSchema,
   DecisionSchema,
+  DeletionActionsSchema,
   DeletionIdParamsSchema,
   DeletionItemSchema,
   DeletionItemsQuerySchema,
@@ -154,6 +155,20 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       )
       return reply.code(created ? 201 : 200).send(deletion)
     },
+  )
+
+  app.get(
+    '/v1/deletions/:id/actions',
+    {
+      schema: {
+        ...secured,
+        summary:
+          'What the caller may do with the request now (approve, reject, cancel, retry, restore), and why not',
+        params: DeletionIdParamsSchema,
+        response: { 200: DeletionActionsSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => app.deletions.actions(request.principal, request.params.id),
   )
 
   app.post(

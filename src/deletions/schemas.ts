@@ -243,6 +243,12 @@ export const DeletionListQuerySchema = Type.Object({
   state: Type.Optional(Type.String()),
   registry: Type.Optional(Type.String()),
   requester: Type.Optional(Type.String()),
+  awaitingMyApproval: Type.Optional(
+    Type.Boolean({
+      description:
+        'Only requests the caller may approve now (an eligible approver, never the requester) and has not decided on',
+    }),
+  ),
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
   cursor: Type.Optional(Type.String({ maxLength: 2048 })),
 })
@@ -265,4 +271,18 @@ export const IdempotencyHeadersSchema = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' }),
   ),
+})
+
+const ActionVerdictSchema = Type.Object({
+  allowed: Type.Boolean(),
+  reason: Nullable(Type.String({ description: 'Why not, when not allowed' })),
+})
+
+export const DeletionActionsSchema = Type.Object({
+  approve: ActionVerdictSchema,
+  reject: ActionVerdictSchema,
+  cancel: ActionVerdictSchema,
+  retry: ActionVerdictSchema,
+  restore: ActionVerdictSchema,
+  replan: ActionVerdictSchema,
 })

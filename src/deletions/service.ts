@@ -51,7 +51,7 @@ import {
   listDeletions,
   setDeletionState,
 } from './sql.js'
-import { assertTransition, type DeletionState } from './state-machine.js'
+import { assertTransition, canTransition, type DeletionState } from './state-machine.js'
 import { blockedNow } from './verify.js'
 import { type DeletionItemView, type DeletionView, toItemView, toView } from './views.js'
 
@@ -70,6 +70,31 @@ export interface CreateDeletionInput {
    */
   requireApproval?: string
 }
+
+/** What `list` filters on: the SQL filters, and the caller's approval inbox. */
+export interface DeletionListFilters extends DeletionFilters {
+  /** Only requests the caller may approve now and has not decided on yet. */
+  awaitingMyApproval?: boolean
+}
+
+/** Whether the caller may do something with a request now, and if not, why not. */
+export interface ActionVerdict {
+  allowed: boolean
+  reason: string | null
+}
+
+export interface DeletionActions {
+  approve: ActionVerdict
+  reject: ActionVerdict
+  cancel: ActionVerdict
+  retry: ActionVerdict
+  restore: ActionVerdict
+  replan: ActionVerdict
+}
+
+/** Rows read per round while the inbox filters by eligibility, which is not SQL. */
+const INBOX_BATCH = 200
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The plan with at least one approval from the owning team's approvers (or admins), and why. */
 function withRequiredApproval(plan: Plan, why: string | undefined): Plan {
@@ -231,6 +256,13 @@ export class DeletionService {
     return this.view(row)
   }
 
+  /** Whether the caller may see the request (what `get` answers 404 for). */
+  async isVisible(principal: Principal, id: string): Promise<boolean> {
+    if (!UUID.test(id)) return false
+    const row = await getDeletion(this.pool, id)
+    return row !== undefined && visible(principal, row)
+  }
+
   /** A request's items with what execution did to each, in plan order, a page at a time. */
   async items(
     principal: Principal,
@@ -252,22 +284,118 @@ export class DeletionService {
     }
   }
 
+  /**
+   * What the caller may do with the request now, by the same rules `decide`, `cancel`, `retry`
+   * and `restore` enforce, so a user interface offers only what would be accepted.
+   */
+  async actions(principal: Principal, id: string): Promise<DeletionActions> {
+    const row = await getDeletion(this.pool, id)
+    if (!row || !visible(principal, row)) throw new errors.DELETION_NOT_FOUND(id)
+    // Decided: this person, or this credential relaying for someone else (a token counts once).
+    const decided = (await listApprovals(this.pool, [id])).some(
+      (a) => a.approver_person === personOf(principal) || a.approver_subject === principal.subject,
+    )
+    const state = row.state.replace('_', ' ')
+    const decision = verdict(() => {
+      if (row.state !== 'awaiting_approval') return `the request is ${state}`
+      if (row.expires_at && row.expires_at <= new Date()) return 'the approval window has closed'
+      if (decided) return 'you have already decided on this request'
+      const eligible = mayApprove(
+        principal,
+        row.requester_person,
+        row.approval_requirement,
+        row.owning_teams,
+        row.requester_subject,
+      )
+      return eligible.ok ? null : eligible.message
+    })
+    const ownerOnly = (what: string, allowed: boolean) =>
+      verdict(() => {
+        if (!requesterOrAdmin(principal, row)) return `only the requester or an admin may ${what} a request`
+        return allowed ? null : `a ${state} request cannot be ${what === 'retry' ? 'retried' : 'cancelled'}`
+      })
+    const restore = verdict(() => {
+      if (!mayRestore(principal, row)) return 'restoring needs an admin or an approver of the owning team'
+      if (!canTransition(row.state, 'restored')) return `a ${state} request cannot be restored`
+      return null
+    })
+    return {
+      approve: decision,
+      reject: decision,
+      cancel: ownerOnly('cancel', canTransition(row.state, 'cancelled')),
+      retry: ownerOnly('retry', row.state === 'failed' || row.state === 'partially_failed'),
+      restore,
+      replan: verdict(() => {
+        if (!requesterOrAdmin(principal, row))
+          return 'only the requester or an admin may file a request again'
+        return REPLANNABLE.has(row.state) ? null : `a ${state} request is not filed again`
+      }),
+    }
+  }
+
   async list(
     principal: Principal,
-    filters: DeletionFilters,
+    filters: DeletionListFilters,
     page: { limit: number; cursor?: string },
   ): Promise<{ items: DeletionView[]; nextCursor: string | null }> {
     if (principal.roles.length === 0)
       throw new errors.FORBIDDEN('listing deletions needs at least the viewer role')
+    const { awaitingMyApproval, ...sqlFilters } = filters
+    if (awaitingMyApproval) return this.awaitingApprovalBy(principal, sqlFilters, page)
     const after = decodeCursor(page.cursor, ['createdAt', 'id'])
     const rows = await listDeletions(
       this.pool,
-      filters,
+      sqlFilters,
       isAdmin(principal) ? null : { person: personOf(principal), teams: principal.teams },
       { limit: page.limit + 1, ...(after ? { after } : {}) },
     )
-    const more = rows.length > page.limit
-    const pageRows = rows.slice(0, page.limit)
+    return this.page(rows, page.limit)
+  }
+
+  /**
+   * The caller's inbox: requests awaiting approval that `mayApprove` lets them decide (never their
+   * own), not expired, and not decided by them yet, newest first. Eligibility is not SQL, so rows
+   * are read in rounds and filtered until the page is full; the cursor is the last row returned.
+   */
+  private async awaitingApprovalBy(
+    principal: Principal,
+    filters: DeletionFilters,
+    page: { limit: number; cursor?: string },
+  ): Promise<{ items: DeletionView[]; nextCursor: string | null }> {
+    if (filters.state && filters.state !== 'awaiting_approval') return { items: [], nextCursor: null }
+    const me = personOf(principal)
+    const visibleTo = isAdmin(principal) ? null : { person: me, teams: principal.teams }
+    let after = decodeCursor(page.cursor, ['createdAt', 'id'])
+    const found: DeletionRow[] = []
+    const now = new Date()
+    while (found.length <= page.limit) {
+      const batch = await listDeletions(this.pool, { ...filters, state: 'awaiting_approval' }, visibleTo, {
+        limit: INBOX_BATCH,
+        ...(after ? { after } : {}),
+      })
+      const approvals = await listApprovals(
+        this.pool,
+        batch.map((row) => row.id),
+      )
+      const decided = new Set(approvals.filter((a) => a.approver_person === me).map((a) => a.deletion_id))
+      for (const row of batch) {
+        if (decided.has(row.id) || (row.expires_at && row.expires_at <= now)) continue
+        if (!mayApprove(principal, row.requester_person, row.approval_requirement, row.owning_teams).ok)
+          continue
+        found.push(row)
+        if (found.length > page.limit) break
+      }
+      const last = batch.at(-1)
+      if (batch.length < INBOX_BATCH || !last) break
+      after = { createdAt: last.created_at.toISOString(), id: last.id }
+    }
+    return this.page(found, page.limit)
+  }
+
+  /** One page of views from up to `limit + 1` rows: the extra row only says there is more. */
+  private async page(rows: DeletionRow[], limit: number) {
+    const more = rows.length > limit
+    const pageRows = rows.slice(0, limit)
     const last = pageRows.at(-1)
     return {
       items: await this.views(pageRows),
@@ -398,7 +526,7 @@ export class DeletionService {
       if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
       const actor = auditActor(principal, context)
       const about = { registry: current.registry, deletionId: current.id }
-      if (personOf(principal) !== current.requester_person && !isAdmin(principal)) {
+      if (!requesterOrAdmin(principal, current)) {
         await appendAuditEvent(client, {
           ...actor,
           ...about,
@@ -429,7 +557,7 @@ export class DeletionService {
       const current = await getDeletion(client, id, { forUpdate: true })
       if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
       const actor = auditActor(principal, context)
-      if (personOf(principal) !== current.requester_person && !isAdmin(principal)) {
+      if (!requesterOrAdmin(principal, current)) {
         return {
           row: current,
           refusal: new errors.FORBIDDEN('only the requester or an admin may retry a request'),
@@ -456,9 +584,7 @@ export class DeletionService {
     options: { force?: boolean } = {},
   ): Promise<DeletionView> {
     const current = await this.visibleRow(principal, id)
-    const approver =
-      isAdmin(principal) ||
-      (principal.roles.includes('approver') && current.owning_teams.some((t) => principal.teams.includes(t)))
+    const approver = mayRestore(principal, current)
     if (!approver || (options.force && !isAdmin(principal))) {
       await this.audit(principal, context, {
         action: 'deletion.restore_refused',
@@ -526,7 +652,7 @@ export class DeletionService {
     idempotencyKey?: string,
   ): Promise<{ deletion: DeletionView; created: boolean }> {
     const current = await this.visibleRow(principal, id)
-    if (personOf(principal) !== current.requester_person && !isAdmin(principal))
+    if (!requesterOrAdmin(principal, current))
       throw new errors.FORBIDDEN('only the requester or an admin may file a request again')
     if (!REPLANNABLE.has(current.state)) throw new errors.ILLEGAL_TRANSITION(current.state, 'replanned')
     const left = (await itemsOf(this.pool, id)).filter(
@@ -773,6 +899,24 @@ function visible(principal: Principal, row: DeletionRow): boolean {
   if (isAdmin(principal)) return true
   if (personOf(principal) === row.requester_person || principal.subject === row.requester_subject) return true
   return principal.roles.length > 0 && row.owning_teams.some((team) => principal.teams.includes(team))
+}
+
+function requesterOrAdmin(principal: Principal, row: DeletionRow): boolean {
+  return personOf(principal) === row.requester_person || isAdmin(principal)
+}
+
+/** Restoring is an approver's call: an admin, or an approver of a team owning the repositories. */
+function mayRestore(principal: Principal, row: DeletionRow): boolean {
+  return (
+    isAdmin(principal) ||
+    (principal.roles.includes('approver') && row.owning_teams.some((t) => principal.teams.includes(t)))
+  )
+}
+
+/** `why` answers the reason it is not allowed, or null when it is. */
+function verdict(why: () => string | null): ActionVerdict {
+  const reason = why()
+  return { allowed: reason === null, reason }
 }
 
 function systemActor(context: Pick<RequestContext, 'requestId'>) {

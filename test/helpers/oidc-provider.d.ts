@@ -1,0 +1,10 @@
+// oidc-provider ships no types; the tests use this much of it.
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http'
+
+  export default class Provider {
+    constructor(issuer: string, configuration: Record<string, unknown>)
+    callback(): (req: IncomingMessage, res: ServerResponse) => void
+    on(event: string, listener: (...args: never[]) => void): this
+  }
+}
