@@ -83,7 +83,7 @@ t.test(
     t.equal((await fetch(`http://127.0.0.1:${first.port}/healthz`)).status, 200)
     t.match(first.output(), /initialising embedded postgres/)
     t.match(first.output(), /npm run -s token -- --sub/, 'the log says how to mint a development token')
-    t.match(first.output(), /next steps:[^]*REGENT_REGISTRY_URL=[^]*REGENT_CONFIG=[^]*npm run demo/)
+    t.match(first.output(), /next steps:[\s\S]*REGENT_REGISTRY_URL=[\s\S]*REGENT_CONFIG=[\s\S]*npm run demo/)
     t.equal(statSync(path.join(dataDir, 'jwt-secret')).mode & 0o777, 0o600, 'the generated secret is private')
     const pgPid = postmasterPid(dataDir)
     const versionStamp = statSync(path.join(dataDir, 'pg', 'PG_VERSION')).mtimeMs
