@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,6 +6,7 @@ import t, { type Test } from 'tap'
 import { freePort, isAlive } from '../../src/db/embedded.js'
 import { RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
+import { type RunningChild, runNode } from '../helpers/child.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
 
@@ -16,31 +16,21 @@ import { registryConfig, withRegistry } from '../helpers/registry.js'
  */
 const serverJs = new URL('../../dist/server.js', import.meta.url).pathname
 
-interface Running {
-  child: ChildProcess
+interface Running extends RunningChild {
   port: number
-  output: () => string
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
 async function startServer(env: Record<string, string>): Promise<Running> {
   const port = await freePort()
   const { DATABASE_URL: _ignored, ...base } = process.env
-  const child = spawn(process.execPath, [serverJs], {
-    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const running = runNode([serverJs], {
+    ...base,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ...env,
   })
-  let out = ''
-  child.stdout!.on('data', (d) => {
-    out += d
-  })
-  child.stderr!.on('data', (d) => {
-    out += d
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  )
-  return { child, port, output: () => out, exited }
+  return { ...running, port }
 }
 
 async function waitReady(server: Running, timeoutMs = 60_000): Promise<void> {
