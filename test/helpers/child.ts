@@ -7,8 +7,11 @@ export interface RunningChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-export function runNode(args: string[], env?: Record<string, string | undefined>): RunningChild {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) })
+export function runNode(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): RunningChild {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
   let out = ''
   child.stdout!.on('data', (d) => {
     out += d

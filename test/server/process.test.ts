@@ -24,11 +24,7 @@ async function startServer(env: Record<string, string>): Promise<Running> {
   const port = await freePort()
   const { DATABASE_URL: _ignored, ...base } = process.env
   const running = runNode([serverJs], {
-    ...base,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    ...env,
+    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
   })
   return { ...running, port }
 }
