@@ -127,18 +127,16 @@ t.test(
     t.ok(check, 'the image has a HEALTHCHECK')
     const [program, ...args] = JSON.parse(check ?? '[]') as string[]
     t.equal(program, 'node')
-    const healthcheck = await execFileAsync(process.execPath, args, {
-      cwd: stage,
-      env: { ...env, PORT: String(port) },
-    }).then(
-      () => 0,
-      (err: { code: number }) => err.code,
-    )
-    t.equal(healthcheck, 0, 'the HEALTHCHECK passes')
+    const healthcheck = () =>
+      execFileAsync(process.execPath, args, { cwd: stage, env: { ...env, PORT: String(port) } }).then(
+        () => 0,
+        (err: { code: number }) => err.code,
+      )
+    t.equal(await healthcheck(), 0, 'the HEALTHCHECK passes')
 
     server.child.kill('SIGTERM')
     t.same(await server.exited, { code: 0, signal: null }, 'stops cleanly on SIGTERM')
-  t.not(await healthcheck(), 0, 'and the HEALTHCHECK fails once it is gone')
+    t.not(await healthcheck(), 0, 'and the HEALTHCHECK fails once it is gone')
   },
 )
 
