@@ -75,6 +75,9 @@ function parseOptions(argv: string[]): Options | string {
   }
 }
 
+/** A problem the person running the demo can fix: said in one line, without a stack. */
+class DemoError extends Error {}
+
 /** Things started so far, stopped in reverse order. */
 class Stack {
   #steps: { what: string; stop: () => Promise<void> }[] = []
@@ -144,7 +147,11 @@ async function main(): Promise<number> {
     // Runs until a signal: the handlers above stop everything and exit.
     return await new Promise<number>(() => {})
   } catch (error) {
-    err(error instanceof ConfigError ? error.message : ((error as Error).stack ?? String(error)))
+    err(
+      error instanceof ConfigError || error instanceof DemoError
+        ? error.message
+        : ((error as Error).stack ?? String(error)),
+    )
     await stop('failed to start')
     return 1
   }
@@ -233,7 +240,12 @@ async function startDemo(
 
   const app: FastifyInstance = await buildApp(config, { loggerInstance: logger })
   stack.push('Regent', () => app.close())
-  await app.listen({ port: config.port, host: config.host })
+  await app.listen({ port: config.port, host: config.host }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EADDRINUSE') throw error
+    throw new DemoError(
+      `port ${config.port} is in use: npm run demo -- --port ${config.port + 1} (or --port 0)`,
+    )
+  })
   const port = (app.server.address() as { port: number }).port
   const regentUrl = `http://127.0.0.1:${port}`
   if (interrupted()) return undefined
@@ -271,7 +283,7 @@ async function demoFolder(dir: string | undefined): Promise<string> {
   if (!dir) return mkdtemp(path.join(tmpdir(), 'regent-demo-'))
   const resolved = path.resolve(dir)
   await mkdir(resolved, { recursive: true })
-  if ((await readdir(resolved)).length > 0) throw new Error(`--dir ${resolved} is not empty`)
+  if ((await readdir(resolved)).length > 0) throw new DemoError(`--dir ${resolved} is not empty`)
   return resolved
 }
 

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -201,4 +201,18 @@ t.test('a bad option is refused with the usage', async (t) => {
   const { code } = await demo.exited
   t.equal(code, 2)
   t.match(demo.output(), /--port: not a port: eighty[\s\S]*usage: npm run demo/)
+
+  const used = mkdtempSync(path.join(tmpdir(), 'regent-demo-test-'))
+  t.teardown(() => rmSync(used, { recursive: true, force: true }))
+  writeFileSync(path.join(used, 'notes.txt'), 'mine')
+  const busy = runDemo(['--dir', used, '--registry-bin', registryBin])
+  const refused = await busy.exited
+  t.equal(refused.code, 1)
+  t.match(
+    busy.output(),
+    /--dir .* is not empty/,
+    'a folder with things in it is not used (it is removed at the end)',
+  )
+  t.notMatch(busy.output(), /\n\s+at /, 'no stack trace')
+  t.equal(readFileSync(path.join(used, 'notes.txt'), 'utf8'), 'mine', 'and left as it was')
 })
