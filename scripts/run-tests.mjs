@@ -14,7 +14,8 @@ const run = (cmd, args) => {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
-run('npx', ['tsc', '-p', 'tsconfig.build.json'])
+// The same build the image runs (compiled src/ and the console's static files).
+run('npm', ['run', '-s', 'build'])
 
 const { startEmbeddedPostgres } = await import(path.join(root, 'dist/db/embedded.js'))
 const { migrate } = await import(path.join(root, 'dist/db/migrate.js'))

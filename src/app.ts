@@ -38,6 +38,8 @@ import {
   onDeliveryFailed,
 } from './notifications/index.js'
 import notificationsPlugin from './notifications/plugin.js'
+import { nextSteps } from './onboarding/next-steps.js'
+import { onboardingRoutes } from './onboarding/routes.js'
 import { registriesGraphql } from './registries/graphql.js'
 import registriesPlugin from './registries/plugin.js'
 import { registryRoutes } from './registries/routes.js'
@@ -192,7 +194,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   })
   await app.register(openapi)
-  await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs })
+  const steps = nextSteps(config)
+  await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs, nextSteps: steps })
+  await app.register(onboardingRoutes, { graphiql: config.graphql.graphiql, nextSteps: steps })
   await app.register(authRoutes)
   await app.register(registryRoutes)
   await app.register(deletionRoutes)

@@ -140,6 +140,13 @@ export const ENV_VARS = {
 /** Read by loadConfig itself rather than mapped onto a key. */
 export const CONFIG_FILE_ENV = 'REGENT_CONFIG'
 
+/**
+ * One registry without a config file, for trying Regent against a registry that already runs:
+ * `REGENT_REGISTRY_URL` adds it to `registries` under `REGENT_REGISTRY_NAME` (default `local`).
+ */
+export const QUICK_REGISTRY_ENV = { url: 'REGENT_REGISTRY_URL', name: 'REGENT_REGISTRY_NAME' } as const
+export const QUICK_REGISTRY_DEFAULT_NAME = 'local'
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
@@ -183,6 +190,8 @@ export function loadConfig(env: Env = process.env, overrides: Record<string, unk
     sources.set(key, `env ${name}`)
   }
 
+  candidate = addQuickRegistry(candidate, env, sources, problems)
+
   // REGENT_WORKER=on|off reads better in a deployment than true/false; both work.
   if (typeof candidate.worker === 'string')
     candidate.worker =
@@ -202,6 +211,38 @@ export function loadConfig(env: Env = process.env, overrides: Record<string, unk
   const config = checked as Config
   config.dataDir = path.resolve(config.dataDir)
   return config
+}
+
+/**
+ * Appends the registry named by REGENT_REGISTRY_URL to those of the file. A registry of the same
+ * name in the file is a conflict rather than an override: silently replacing a configured
+ * registry (its credentials, GC hooks) with a bare URL would surprise whoever wrote the file.
+ */
+function addQuickRegistry(
+  candidate: Record<string, unknown>,
+  env: Env,
+  sources: Map<string, string>,
+  problems: string[],
+): Record<string, unknown> {
+  const url = env[QUICK_REGISTRY_ENV.url]
+  const name = env[QUICK_REGISTRY_ENV.name]
+  if (!url) {
+    if (name) problems.push(`${QUICK_REGISTRY_ENV.name}: only takes effect with ${QUICK_REGISTRY_ENV.url}`)
+    return candidate
+  }
+  const registryName = name || QUICK_REGISTRY_DEFAULT_NAME
+  const existing = Array.isArray(candidate.registries) ? (candidate.registries as unknown[]) : []
+  if (existing.some((r) => (r as { name?: unknown } | null)?.name === registryName)) {
+    problems.push(
+      `${QUICK_REGISTRY_ENV.url}: a registry named ${registryName} is already configured; set ${QUICK_REGISTRY_ENV.name} to another name`,
+    )
+    return candidate
+  }
+  if (existing.length === 0) {
+    sources.set('registries.url', `env ${QUICK_REGISTRY_ENV.url}`)
+    sources.set('registries.name', name ? `env ${QUICK_REGISTRY_ENV.name}` : `env ${QUICK_REGISTRY_ENV.url}`)
+  }
+  return { ...candidate, registries: [...existing, { name: registryName, url }] }
 }
 
 /** Returns a copy of `target` with the dotted `key` set, copying each object on the way. */

@@ -5,6 +5,7 @@ import { buildApp, LOG_REDACT } from './app.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
 import type { EmbeddedPostgres } from './db/embedded.js'
 import { readOrCreateSecret } from './dev-secrets.js'
+import { nextSteps } from './onboarding/next-steps.js'
 
 /**
  * The process: reads config, starts the embedded database when DATABASE_URL is unset, listens, and
@@ -65,6 +66,10 @@ async function main() {
 
   app = await buildApp(config, { loggerInstance: logger })
   await app.listen({ port: config.port, host: config.host })
+  const steps = nextSteps(config)
+  if (steps.length > 0) {
+    logger.info({ nextSteps: steps }, `next steps:\n${steps.map((s) => `  - ${s}`).join('\n')}`)
+  }
 }
 
 function hasJwtKey(config: Config): boolean {

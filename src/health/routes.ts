@@ -21,13 +21,16 @@ const ReadySchema = Type.Object({
       }),
     ),
   }),
+  nextSteps: Type.Optional(
+    Type.Array(Type.String(), { description: 'What to configure next; absent once a registry is' }),
+  ),
 })
 
 /** Liveness says the process runs; readiness says it can serve (database reachable, schema current). */
-export const healthRoutes: FastifyPluginAsyncTypebox<{ probeTimeoutMs: number }> = async (
-  app,
-  { probeTimeoutMs },
-) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{
+  probeTimeoutMs: number
+  nextSteps: string[]
+}> = async (app, { probeTimeoutMs, nextSteps }) => {
   const expectedVersion = latestMigrationVersion()
 
   app.get(
@@ -83,7 +86,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ probeTimeoutMs: number }>
         : registries.every((r) => r.status === 'ok')
           ? 'ready'
           : 'degraded'
-      return reply.code(database.ok ? 200 : 503).send({ status, checks: { database, registries } })
+      return reply
+        .code(database.ok ? 200 : 503)
+        .send({ status, checks: { database, registries }, ...(nextSteps.length > 0 ? { nextSteps } : {}) })
     },
   )
 }

@@ -2,7 +2,14 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { CONFIG_FILE_ENV, ConfigError, ConfigSchema, ENV_VARS, loadConfig } from '../../src/config.js'
+import {
+  CONFIG_FILE_ENV,
+  ConfigError,
+  ConfigSchema,
+  ENV_VARS,
+  loadConfig,
+  QUICK_REGISTRY_ENV,
+} from '../../src/config.js'
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -72,6 +79,57 @@ t.test('a config file that is not YAML, or not a mapping, is one clear problem',
   t.match(problemsOf(() => loadConfig({ [CONFIG_FILE_ENV]: '/nonexistent/regent.yaml' }))[0], /ENOENT/)
 })
 
+t.test('REGENT_REGISTRY_URL configures one registry named local without a file', async (t) => {
+  const config = loadConfig({ REGENT_REGISTRY_URL: 'http://127.0.0.1:5000' })
+  t.equal(config.registries.length, 1)
+  t.match(config.registries[0], {
+    name: 'local',
+    url: 'http://127.0.0.1:5000',
+    kind: 'distribution',
+    maxConcurrency: 8,
+  })
+  const named = loadConfig({ REGENT_REGISTRY_URL: 'https://r.example.com', REGENT_REGISTRY_NAME: 'ci' })
+  t.same(
+    named.registries.map((r) => [r.name, r.url]),
+    [['ci', 'https://r.example.com']],
+  )
+})
+
+t.test('REGENT_REGISTRY_URL adds to the registries of the file, and never replaces one', async (t) => {
+  const file = configFile(t, 'registries:\n  - name: prod\n    url: https://prod.example.com\n')
+  const config = loadConfig({ [CONFIG_FILE_ENV]: file, REGENT_REGISTRY_URL: 'http://127.0.0.1:5000' })
+  t.same(
+    config.registries.map((r) => r.name),
+    ['prod', 'local'],
+  )
+  const clash = problemsOf(() =>
+    loadConfig({
+      [CONFIG_FILE_ENV]: file,
+      REGENT_REGISTRY_URL: 'http://127.0.0.1:5000',
+      REGENT_REGISTRY_NAME: 'prod',
+    }),
+  )
+  t.match(clash, [/^REGENT_REGISTRY_URL: a registry named prod is already configured/])
+})
+
+t.test('a bad quick registry is refused naming the variable', async (t) => {
+  t.same(problemsOf(() => loadConfig({ REGENT_REGISTRY_URL: 'ftp://x' })).length, 1)
+  t.match(
+    problemsOf(() => loadConfig({ REGENT_REGISTRY_URL: 'ftp://x' }))[0],
+    /^registries\[0\]\.url: .*\(from env REGENT_REGISTRY_URL\)$/,
+  )
+  t.match(
+    problemsOf(() =>
+      loadConfig({ REGENT_REGISTRY_URL: 'http://x:5000', REGENT_REGISTRY_NAME: 'Not_Valid' }),
+    )[0],
+    /^registries\[0\]\.name: .*\(from env REGENT_REGISTRY_NAME\)$/,
+  )
+  t.same(
+    problemsOf(() => loadConfig({ REGENT_REGISTRY_NAME: 'ci' })),
+    ['REGENT_REGISTRY_NAME: only takes effect with REGENT_REGISTRY_URL'],
+  )
+})
+
 /** Every key path of the schema: `database.poolMax`, `registries[].auth.passwordEnv`, … */
 function keyPaths(schema: Record<string, unknown>, prefix = ''): string[] {
   const out: string[] = []
@@ -92,6 +150,8 @@ t.test('README documents every config key and every environment variable', async
     (key) => !readme.includes(`\`${key}\``),
   )
   t.same(missing, [], 'config keys missing from README (write each as `key.path`)')
-  const vars = [...Object.keys(ENV_VARS), CONFIG_FILE_ENV].filter((name) => !readme.includes(`\`${name}\``))
+  const vars = [...Object.keys(ENV_VARS), CONFIG_FILE_ENV, ...Object.values(QUICK_REGISTRY_ENV)].filter(
+    (name) => !readme.includes(`\`${name}\``),
+  )
   t.same(vars, [], 'environment variables missing from README')
 })

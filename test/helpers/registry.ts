@@ -45,6 +45,10 @@ export interface RegistryOptions {
   storageDir?: string
   /** `notifications.endpoints`: one endpoint the registry posts its events to. */
   notifications?: NotificationEndpoint
+  /** distribution's access log (one combined-format line per request, on stdout); off unless set. */
+  accessLog?: boolean
+  /** Every chunk the registry writes to stdout or stderr (the access log, when enabled). */
+  onOutput?: (text: string) => void
 }
 
 /** One entry of distribution's `notifications.endpoints` (docs: configuration.md, notifications). */
@@ -100,8 +104,10 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       })
       authYaml = tokenAuth(tokenServer)
     }
-    const { child, port, configPath, logs } = await spawnOnFreePort(dir, (p) =>
-      registryYaml(p, storageDir, opts, authYaml),
+    const { child, port, configPath, logs } = await spawnOnFreePort(
+      dir,
+      (p) => registryYaml(p, storageDir, opts, authYaml),
+      opts.onOutput,
     )
     const url = `http://127.0.0.1:${port}`
     const registry: TestRegistry = {
@@ -171,7 +177,7 @@ function registryYaml(port: number, storageDir: string, opts: RegistryOptions, a
     'log:',
     '  level: warn',
     '  accesslog:',
-    '    disabled: true',
+    `    disabled: ${!opts.accessLog}`,
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${JSON.stringify(storageDir)}`,
@@ -235,6 +241,7 @@ function tokenAuth(server: TokenServer): string {
 async function spawnOnFreePort(
   dir: string,
   yamlFor: (port: number) => string,
+  onOutput?: (text: string) => void,
 ): Promise<{ child: ChildProcess; port: number; configPath: string; logs: () => string }> {
   // The port is found free and then handed to the registry; another process may take it in
   // between, so a start that dies with "address already in use" is retried on a new port.
@@ -248,6 +255,7 @@ async function spawnOnFreePort(
     const child = spawn(REGISTRY_BIN, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
     running.add(child)
     const keep = (chunk: Buffer) => {
+      onOutput?.(chunk.toString('utf8'))
       lines.push(chunk.toString('utf8'))
       if (lines.length > 400) lines.splice(0, lines.length - 400)
     }

@@ -1,11 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { freePort, isAlive } from '../../src/db/embedded.js'
-import { createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
+import { RegistryClient } from '../../src/oci/index.js'
+import { authHeaders, createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
+import { type RunningChild, runNode } from '../helpers/child.js'
+import { pushImage } from '../helpers/fixtures.js'
+import { registryConfig, withRegistry } from '../helpers/registry.js'
 
 /**
  * These tests run the real process (`node dist/server.js`, what `npm start` and the image run):
@@ -13,31 +16,17 @@ import { createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
  */
 const serverJs = new URL('../../dist/server.js', import.meta.url).pathname
 
-interface Running {
-  child: ChildProcess
+interface Running extends RunningChild {
   port: number
-  output: () => string
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
 async function startServer(env: Record<string, string>): Promise<Running> {
   const port = await freePort()
   const { DATABASE_URL: _ignored, ...base } = process.env
-  const child = spawn(process.execPath, [serverJs], {
+  const running = runNode([serverJs], {
     env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let out = ''
-  child.stdout!.on('data', (d) => {
-    out += d
-  })
-  child.stderr!.on('data', (d) => {
-    out += d
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  )
-  return { child, port, output: () => out, exited }
+  return { ...running, port }
 }
 
 async function waitReady(server: Running, timeoutMs = 60_000): Promise<void> {
@@ -80,6 +69,7 @@ t.test(
     t.equal((await fetch(`http://127.0.0.1:${first.port}/healthz`)).status, 200)
     t.match(first.output(), /initialising embedded postgres/)
     t.match(first.output(), /npm run -s token -- --sub/, 'the log says how to mint a development token')
+    t.match(first.output(), /next steps:[\s\S]*REGENT_REGISTRY_URL=[\s\S]*REGENT_CONFIG=[\s\S]*npm run demo/)
     t.equal(statSync(path.join(dataDir, 'jwt-secret')).mode & 0o777, 0o600, 'the generated secret is private')
     const pgPid = postmasterPid(dataDir)
     const versionStamp = statSync(path.join(dataDir, 'pg', 'PG_VERSION')).mtimeMs
@@ -142,3 +132,48 @@ t.test('an invalid config exits non-zero with one line per problem naming the ke
   t.match(out, /logLevel: .*\(from env LOG_LEVEL\)/)
   t.match(out, /databaseUrl: .*\(from env DATABASE_URL\)/)
 })
+
+t.test(
+  'with nothing configured the log, /readyz and / name the next steps; REGENT_REGISTRY_URL browses a registry with no file',
+  async (t) => {
+    const url = await createTestDatabase(t)
+    const bare = await startServer({ DATABASE_URL: url, REGENT_JWT_SECRET: TEST_JWT_SECRET })
+    t.teardown(() => bare.child.kill('SIGKILL'))
+    await waitReady(bare)
+    const ready = (await (await fetch(`http://127.0.0.1:${bare.port}/readyz`)).json()) as {
+      nextSteps?: string[]
+    }
+    t.match(ready.nextSteps, [/No registry/, /REGENT_REGISTRY_URL=/, /REGENT_CONFIG=/, /npm run demo/])
+    const index = await fetch(`http://127.0.0.1:${bare.port}/`)
+    t.equal(index.status, 200)
+    const body = (await index.json()) as { links: Record<string, string>; nextSteps: string[] }
+    t.match(body.links, { docs: '/docs', ui: '/ui', graphql: '/graphql' })
+    t.equal(body.nextSteps.length, 4)
+    t.match(bare.output(), /next steps:/)
+    await stopWithSigterm(t, bare)
+
+    const registry = await withRegistry(t)
+    const client = new RegistryClient(registryConfig(registry))
+    t.teardown(() => client.close())
+    await pushImage(client, 'payments/api', { tags: ['1.0.0'] })
+    const quick = await startServer({
+      DATABASE_URL: url,
+      REGENT_JWT_SECRET: TEST_JWT_SECRET,
+      REGENT_REGISTRY_URL: registry.url,
+    })
+    t.teardown(() => quick.child.kill('SIGKILL'))
+    await waitReady(quick)
+    const headers = authHeaders({ sub: 'viv', roles: ['viewer'] })
+    const repos = await fetch(`http://127.0.0.1:${quick.port}/v1/registries/local/repositories`, { headers })
+    t.equal(repos.status, 200)
+    t.match(await repos.json(), { items: [{ name: 'payments/api' }] })
+    const quickReady = (await (await fetch(`http://127.0.0.1:${quick.port}/readyz`)).json()) as {
+      status: string
+      nextSteps?: string[]
+    }
+    t.equal(quickReady.status, 'ready')
+    t.equal(quickReady.nextSteps, undefined, 'no next steps once a registry is configured')
+    t.notMatch(quick.output(), /next steps:/)
+    await stopWithSigterm(t, quick)
+  },
+)
