@@ -48,6 +48,10 @@ import { retentionRoutes } from './retention/routes.js'
 import { RETENTION_WARN } from './retention/scheduler.js'
 import { parsePolicyInput } from './retention/schemas.js'
 import { RETENTION_RUN } from './retention/service.js'
+import { USAGE_SYNC, usageGraphql, usageRoutes } from './usage/index.js'
+import usagePlugin from './usage/plugin.js'
+import { errors } from './errors.js'
+import { NonRetryableJobError } from './jobs/index.js'
 
 export interface AppOverrides {
   /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
@@ -131,6 +135,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
+  await app.register(usagePlugin, {
+    config,
+    schedules: background && config.worker,
+    ...(overrides.env ? { env: overrides.env } : {}),
+  })
   await app.register(gcPlugin, { schedules: background })
   await app.register(retentionPlugin, { config, schedules: background })
   await app.register(workerPlugin, {
@@ -171,6 +180,12 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         return app.retention.warn(policyId, new Date(slot))
       },
       [DELIVER_NOTIFICATION]: app.notificationDelivery,
+      [USAGE_SYNC]: async (job, ctx) => {
+        const result = await app.usage.sync((job.payload as { source: string }).source, ctx.signal)
+        // Recorded on the source already; the next slot is the retry.
+        if (result.outcome === 'failed') throw new NonRetryableJobError(result.error ?? 'the sync failed')
+        return result
+      },
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
@@ -203,6 +218,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
   await app.register(slackRoutes, { config })
   await app.register(notificationRoutes)
+  await app.register(usageRoutes)
   await app.register(graphql, {
     config,
     modules: [
@@ -211,6 +227,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       gcGraphql(() => app.gc),
       retentionGraphql(() => app.retention, parsePolicyInput),
       notificationsGraphql(() => app.notifications),
+      usageGraphql(
+        () => app.usage,
+        (message) => new errors.VALIDATION(message),
+      ),
     ],
   })
   if (background) {
