@@ -37,14 +37,18 @@ export const KubernetesSourceSchema = Type.Object(
       Type.String({ minLength: 1, description: 'Path of a kubeconfig file; without it: in-cluster' }),
     ),
     context: Type.Optional(
-      Type.String({ minLength: 1, description: "Context in the kubeconfig (default: its current-context)" }),
+      Type.String({ minLength: 1, description: 'Context in the kubeconfig (default: its current-context)' }),
     ),
     namespaces: Type.Array(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 }), {
       default: [],
       description: 'Read only these namespaces (a Role per namespace suffices); empty: the whole cluster',
     }),
     pageSize: Type.Integer({ minimum: 1, maximum: 5000, default: 500, description: 'List `limit` per page' }),
-    timeoutMs: Type.Integer({ minimum: 100, default: 30000, description: 'Connect, header and body timeout' }),
+    timeoutMs: Type.Integer({
+      minimum: 100,
+      default: 30000,
+      description: 'Connect, header and body timeout',
+    }),
   },
   { additionalProperties: false },
 )
@@ -60,7 +64,11 @@ export const InventorySourceSchema = Type.Object(
     ),
     caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA to trust for the URL' })),
     timeoutMs: Type.Integer({ minimum: 100, default: 30000 }),
-    maxBytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'Largest document read' }),
+    maxBytes: Type.Integer({
+      minimum: 1024,
+      default: 64 * 1024 * 1024,
+      description: 'Largest document read',
+    }),
   },
   { additionalProperties: false },
 )
@@ -70,10 +78,15 @@ export const UsageSourceSchema = Type.Object(
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
     kind: Type.Union([Type.Literal('kubernetes'), Type.Literal('inventory')]),
     refreshIntervalMs: Interval(1000, 300_000, 'How often the source is synced'),
-    staleAfterMs: Interval(1000, 1_800_000, 'How old its last successful sync may be before usage is unknown'),
+    staleAfterMs: Interval(
+      1000,
+      1_800_000,
+      'How old its last successful sync may be before usage is unknown',
+    ),
     registries: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
-        description: 'Registries whose usage it knows (default: all); a stale source makes only these unknown',
+        description:
+          'Registries whose usage it knows (default: all); a stale source makes only these unknown',
       }),
     ),
     kubernetes: Type.Optional(KubernetesSourceSchema),
@@ -85,7 +98,12 @@ export const UsageSourceSchema = Type.Object(
 export const InClusterSchema = Type.Object(
   {
     serviceHost: Type.Optional(Type.String({ minLength: 1, description: 'KUBERNETES_SERVICE_HOST' })),
-    servicePort: Type.Integer({ minimum: 1, maximum: 65535, default: 443, description: 'KUBERNETES_SERVICE_PORT' }),
+    servicePort: Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      default: 443,
+      description: 'KUBERNETES_SERVICE_PORT',
+    }),
     tokenFile: Type.String({
       minLength: 1,
       default: '/var/run/secrets/kubernetes.io/serviceaccount/token',
@@ -128,9 +146,12 @@ export function usageConfigProblems(config: UsageConfig, registryNames: string[]
     if (source.kind === 'inventory' && source.kubernetes)
       problems.push(`${at}.kubernetes: only for kind kubernetes`)
     for (const name of source.registries ?? [])
-      if (!registryNames.includes(name)) problems.push(`${at}.registries: ${name} is not a configured registry`)
+      if (!registryNames.includes(name))
+        problems.push(`${at}.registries: ${name} is not a configured registry`)
     if (intervalMs(source.staleAfterMs) < intervalMs(source.refreshIntervalMs))
-      problems.push(`${at}.staleAfterMs: must be at least refreshIntervalMs, or every source is stale between syncs`)
+      problems.push(
+        `${at}.staleAfterMs: must be at least refreshIntervalMs, or every source is stale between syncs`,
+      )
   })
   return problems
 }

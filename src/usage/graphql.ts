@@ -87,7 +87,10 @@ const typeDefs = /* GraphQL */ `
 
 const DIGEST = /^sha(256:[a-f0-9]{64}|512:[a-f0-9]{128})$/
 
-export function usageGraphql(service: () => UsageService, invalid: (message: string) => Error): GraphqlModule {
+export function usageGraphql(
+  service: () => UsageService,
+  invalid: (message: string) => Error,
+): GraphqlModule {
   return {
     typeDefs,
     resolvers: {

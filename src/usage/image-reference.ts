@@ -44,7 +44,10 @@ export function parseImageReference(text: string): ImageReference | undefined {
   const first = slash >= 0 ? rest.slice(0, slash) : ''
   let host = DOCKER_HUB
   let path = rest
-  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || /[A-Z]/.test(first))) {
+  if (
+    slash >= 0 &&
+    (first.includes('.') || first.includes(':') || first === 'localhost' || /[A-Z]/.test(first))
+  ) {
     host = normaliseHost(first)
     path = rest.slice(slash + 1)
   }

@@ -48,7 +48,8 @@ export async function collectInventory(
 ): Promise<{ images: number }> {
   const config = source.inventory
   const token = config.tokenEnv ? env[config.tokenEnv] : undefined
-  if (config.tokenEnv && !token) throw new InventoryError(`the environment variable ${config.tokenEnv} is not set`)
+  if (config.tokenEnv && !token)
+    throw new InventoryError(`the environment variable ${config.tokenEnv} is not set`)
   // undici follows no redirects: the token goes to the configured URL only.
   const dispatcher = new Agent({
     connect: {
@@ -103,7 +104,10 @@ export async function collectInventory(
   }
 }
 
-async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, maxBytes: number): Promise<string> {
+async function readLimited(
+  body: AsyncIterable<Buffer> & { destroy(): void },
+  maxBytes: number,
+): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {

@@ -34,7 +34,9 @@ export default fp<UsagePluginOptions>(
     config.usage.sources.forEach((source, i) => {
       const tokenEnv = source.inventory?.tokenEnv
       if (tokenEnv && !env[tokenEnv])
-        problems.push(`usage.sources[${i}].inventory.tokenEnv: the environment variable ${tokenEnv} is not set`)
+        problems.push(
+          `usage.sources[${i}].inventory.tokenEnv: the environment variable ${tokenEnv} is not set`,
+        )
     })
     if (problems.length > 0) throw new Error(`Invalid usage configuration:\n  - ${problems.join('\n  - ')}`)
 
@@ -79,7 +81,9 @@ export default fp<UsagePluginOptions>(
         'Start of the last successful sync of each usage source (0: never)',
         (v) => (v.lastSuccessAt ? Date.parse(v.lastSuccessAt) / 1000 : 0),
       )
-      gauge('regent_usage_source_stale', '1 while a usage source is past its staleness limit', (v) => (v.stale ? 1 : 0))
+      gauge('regent_usage_source_stale', '1 while a usage source is past its staleness limit', (v) =>
+        v.stale ? 1 : 0,
+      )
       gauge(
         'regent_usage_source_sync_duration_seconds',
         'Duration of the last sync of each usage source',
@@ -90,10 +94,8 @@ export default fp<UsagePluginOptions>(
         'References stored by the last successful sync of each usage source',
         (v) => v.counts.references ?? 0,
       )
-      gauge(
-        'regent_usage_source_last_sync_failed',
-        '1 when the last sync of a usage source failed',
-        (v) => (v.lastOutcome === 'failed' ? 1 : 0),
+      gauge('regent_usage_source_last_sync_failed', '1 when the last sync of a usage source failed', (v) =>
+        v.lastOutcome === 'failed' ? 1 : 0,
       )
     }
 

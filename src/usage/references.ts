@@ -55,7 +55,11 @@ export class ReferenceCollector {
     }
     const registry = this.map(ref)
     if (!registry) return ref
-    this.add({ registry, repository: ref.repository, digest: ref.digest, tag: ref.digest ? null : ref.tag }, at, false)
+    this.add(
+      { registry, repository: ref.repository, digest: ref.digest, tag: ref.digest ? null : ref.tag },
+      at,
+      false,
+    )
     return ref
   }
 
@@ -94,7 +98,17 @@ export class ReferenceCollector {
       ownerName: at.ownerName ?? null,
       running,
     }
-    const key = [row.registry, row.repository, row.digest, row.tag, row.cluster, row.namespace, row.kind, row.name, row.container].join('\u0000')
+    const key = [
+      row.registry,
+      row.repository,
+      row.digest,
+      row.tag,
+      row.cluster,
+      row.namespace,
+      row.kind,
+      row.name,
+      row.container,
+    ].join('\u0000')
     const known = this.byKey.get(key)
     if (known) {
       // The same place naming the same image twice: running it is the stronger statement.

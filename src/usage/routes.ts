@@ -57,6 +57,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 202: Type.Object({ jobId: Type.String() }), ...errorResponses(401, 403, 404) },
       },
     },
-    async (request, reply) => reply.code(202).send(await app.usage.requestSync(request.principal, request.params.name)),
+    async (request, reply) =>
+      reply.code(202).send(await app.usage.requestSync(request.principal, request.params.name)),
   )
 }

@@ -24,10 +24,14 @@ export const UsageReferenceSchema = Type.Object(
     registry: Type.String(),
     repository: Type.String(),
     digest: Type.Union([Type.String(), Type.Null()], { description: 'The digest run or named' }),
-    tag: Type.Union([Type.String(), Type.Null()], { description: 'The tag named, when the reference pulls by tag' }),
+    tag: Type.Union([Type.String(), Type.Null()], {
+      description: 'The tag named, when the reference pulls by tag',
+    }),
     cluster: Type.String(),
     namespace: Type.String(),
-    kind: Type.String({ description: 'Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, or an inventory kind' }),
+    kind: Type.String({
+      description: 'Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, or an inventory kind',
+    }),
     name: Type.String(),
     container: Type.String(),
     owner: Type.Union([Type.Object({ kind: Type.String(), name: Type.String() }), Type.Null()], {
@@ -59,7 +63,9 @@ export const UsageVerdictSchema = Type.Object(
     where: Type.Array(UsageLocationSchema),
     staleSources: Type.Array(Type.String()),
     lastPulledAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    tags: Type.Array(Type.String(), { description: 'The tags pointing at the digest now, which count when named' }),
+    tags: Type.Array(Type.String(), {
+      description: 'The tags pointing at the digest now, which count when named',
+    }),
     summary: Type.String(),
   },
   { $id: 'UsageVerdict' },
@@ -80,7 +86,9 @@ export const UsageSourceViewSchema = Type.Object(
     registries: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'null: every registry' }),
     refreshIntervalMs: Type.Integer(),
     staleAfterMs: Type.Integer(),
-    stale: Type.Boolean({ description: 'No successful sync within staleAfterMs: its registries’ usage is unknown' }),
+    stale: Type.Boolean({
+      description: 'No successful sync within staleAfterMs: its registries’ usage is unknown',
+    }),
     lastSyncStartedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     lastSyncFinishedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     lastSyncDurationMs: Type.Union([Type.Integer(), Type.Null()]),

@@ -199,7 +199,10 @@ export class UsageService {
             }
           : {
               ...(await collectInventory(
-                { name: source.name, inventory: source.inventory as NonNullable<UsageSourceConfig['inventory']> },
+                {
+                  name: source.name,
+                  inventory: source.inventory as NonNullable<UsageSourceConfig['inventory']>,
+                },
                 this.options.env,
                 collector,
                 signal,
@@ -244,7 +247,11 @@ export class UsageService {
   }
 
   /** Enqueues a sync job; `slot` makes it once per slot across replicas, else it is a manual one. */
-  async enqueueSync(db: Pick<pg.Pool, 'query'>, name: string, slot?: number): Promise<{ jobId: string; created: boolean }> {
+  async enqueueSync(
+    db: Pick<pg.Pool, 'query'>,
+    name: string,
+    slot?: number,
+  ): Promise<{ jobId: string; created: boolean }> {
     if (!this.byName.has(name)) throw new errors.USAGE_SOURCE_NOT_FOUND(name)
     const { job, created } = await enqueueJob(db, {
       kind: USAGE_SYNC,
@@ -277,7 +284,11 @@ export class UsageService {
   async list(
     principal: Principal,
     query: UsageQuery,
-  ): Promise<{ items: ReferenceView[]; nextCursor: string | null; verdict: (UsageVerdict & { summary: string; tags: string[] }) | null }> {
+  ): Promise<{
+    items: ReferenceView[]
+    nextCursor: string | null
+    verdict: (UsageVerdict & { summary: string; tags: string[] }) | null
+  }> {
     requireViewer(principal)
     if (!this.registryNames.has(query.registry)) throw new errors.REGISTRY_UNKNOWN(query.registry)
     const after = query.cursor ? decodeCursor(query.cursor) : undefined
@@ -296,7 +307,10 @@ export class UsageService {
     return {
       items: page.map(toReferenceView),
       nextCursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
-      verdict: query.repository && query.digest ? await this.verdictOf(query.registry, query.repository, query.digest) : null,
+      verdict:
+        query.repository && query.digest
+          ? await this.verdictOf(query.registry, query.repository, query.digest)
+          : null,
     }
   }
 

@@ -82,7 +82,8 @@ export async function lockSource(client: pg.PoolClient, name: string): Promise<D
   return rows[0]?.last_success_at ?? null
 }
 
-const column = <K extends keyof CollectedReference>(rows: CollectedReference[], key: K) => rows.map((r) => r[key])
+const column = <K extends keyof CollectedReference>(rows: CollectedReference[], key: K) =>
+  rows.map((r) => r[key])
 
 /**
  * Upserts one batch of a sync's references: new places get first_seen_at, known ones keep it; all
@@ -151,7 +152,12 @@ export async function recordSuccess(
 }
 
 /** A failed sync changes no reference; only the status says what went wrong. */
-export async function recordFailure(db: Queryable, name: string, startedAt: Date, error: string): Promise<void> {
+export async function recordFailure(
+  db: Queryable,
+  name: string,
+  startedAt: Date,
+  error: string,
+): Promise<void> {
   await db.query(
     `UPDATE usage_sources
      SET last_finished_at = clock_timestamp(),

@@ -84,7 +84,14 @@ export function buildVerdicts(
   for (const candidate of candidates) {
     const found = new Map<string, UsageLocation>()
     const consider = (place: PlaceRow, by: UsageLocation['by'], reference: string) => {
-      const key = [place.source, place.cluster, place.namespace, place.kind, place.name, place.container].join('\u0000')
+      const key = [
+        place.source,
+        place.cluster,
+        place.namespace,
+        place.kind,
+        place.name,
+        place.container,
+      ].join('\u0000')
       const known = found.get(key)
       const location: UsageLocation = {
         source: place.source,
@@ -112,7 +119,9 @@ export function buildVerdicts(
       (a, b) =>
         STRENGTH[a.by] - STRENGTH[b.by] ||
         b.pods - a.pods ||
-        `${a.cluster}/${a.namespace}/${a.kind}/${a.name}`.localeCompare(`${b.cluster}/${b.namespace}/${b.kind}/${b.name}`),
+        `${a.cluster}/${a.namespace}/${a.kind}/${a.name}`.localeCompare(
+          `${b.cluster}/${b.namespace}/${b.kind}/${b.name}`,
+        ),
     )
     const pulled = pulls.get(candidate.digest)
     verdicts.set(candidate.digest, {
@@ -154,7 +163,9 @@ export function describeLocation(location: UsageLocation): string {
  * limit", "not in use; pulled 3d ago".
  */
 export function describeUsage(verdict: UsageVerdict, now: Date = new Date()): string {
-  const pulled = verdict.lastPulledAt ? `pulled ${ago(now.getTime() - Date.parse(verdict.lastPulledAt))} ago` : null
+  const pulled = verdict.lastPulledAt
+    ? `pulled ${ago(now.getTime() - Date.parse(verdict.lastPulledAt))} ago`
+    : null
   if (verdict.status === 'in-use') {
     const first = verdict.where[0] as UsageLocation
     const how =

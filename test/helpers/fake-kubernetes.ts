@@ -21,7 +21,14 @@ import path from 'node:path'
  * `down = true` makes it stop answering (connections are reset), as a dead API server would.
  */
 
-export type ResourceKind = 'Pod' | 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'ReplicaSet' | 'Job' | 'CronJob'
+export type ResourceKind =
+  | 'Pod'
+  | 'Deployment'
+  | 'StatefulSet'
+  | 'DaemonSet'
+  | 'ReplicaSet'
+  | 'Job'
+  | 'CronJob'
 
 const RESOURCES: Record<string, { kind: ResourceKind; apiVersion: string; prefix: string }> = {
   pods: { kind: 'Pod', apiVersion: 'v1', prefix: '/api/v1' },
@@ -68,7 +75,15 @@ export async function startFakeKubernetes(options: { token?: string } = {}): Pro
   const fake: FakeKubernetes = {
     url: '',
     token,
-    objects: { Pod: [], Deployment: [], StatefulSet: [], DaemonSet: [], ReplicaSet: [], Job: [], CronJob: [] },
+    objects: {
+      Pod: [],
+      Deployment: [],
+      StatefulSet: [],
+      DaemonSet: [],
+      ReplicaSet: [],
+      Job: [],
+      CronJob: [],
+    },
     requests: [],
     down: false,
     failContinues: 0,
@@ -119,7 +134,9 @@ export async function startFakeKubernetes(options: { token?: string } = {}): Pro
       send(res, 401, status(401, 'Unauthorized', 'Unauthorized'))
       return
     }
-    const match = /^(\/api\/v1|\/apis\/apps\/v1|\/apis\/batch\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)$/.exec(url.pathname)
+    const match = /^(\/api\/v1|\/apis\/apps\/v1|\/apis\/batch\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)$/.exec(
+      url.pathname,
+    )
     const resource = match ? RESOURCES[match[3] as string] : undefined
     if (!match || !resource || resource.prefix !== match[1] || req.method !== 'GET') {
       send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'))
@@ -159,7 +176,9 @@ export async function startFakeKubernetes(options: { token?: string } = {}): Pro
     const next = offset + page.length
     const metadata: Record<string, unknown> = { resourceVersion: snapshotId.split('-')[0] }
     if (next < items.length) {
-      metadata.continue = Buffer.from(JSON.stringify({ snapshot: snapshotId, offset: next })).toString('base64')
+      metadata.continue = Buffer.from(JSON.stringify({ snapshot: snapshotId, offset: next })).toString(
+        'base64',
+      )
       metadata.remainingItemCount = items.length - next
     } else {
       snapshots.delete(snapshotId)
@@ -198,7 +217,9 @@ function meta(namespace: string, name: string, owner?: { kind: string; name: str
       ? {
           ownerReferences: [
             {
-              apiVersion: owner.apiVersion ?? (owner.kind === 'Job' || owner.kind === 'CronJob' ? 'batch/v1' : 'apps/v1'),
+              apiVersion:
+                owner.apiVersion ??
+                (owner.kind === 'Job' || owner.kind === 'CronJob' ? 'batch/v1' : 'apps/v1'),
               kind: owner.kind,
               name: owner.name,
               uid: randomUUID(),
@@ -231,7 +252,14 @@ function containerStatus(c: ContainerSpec, state: 'running' | 'terminated') {
     state:
       state === 'running'
         ? { running: { startedAt: '2026-11-01T10:00:05Z' } }
-        : { terminated: { exitCode: 0, reason: 'Completed', startedAt: '2026-11-01T10:00:01Z', finishedAt: '2026-11-01T10:00:04Z' } },
+        : {
+            terminated: {
+              exitCode: 0,
+              reason: 'Completed',
+              startedAt: '2026-11-01T10:00:01Z',
+              finishedAt: '2026-11-01T10:00:04Z',
+            },
+          },
     containerID: `containerd://${randomBytes(32).toString('hex')}`,
   }
 }
@@ -250,7 +278,12 @@ export function pod(input: {
       containers: input.containers.map(specContainer),
       ...(input.initContainers ? { initContainers: input.initContainers.map(specContainer) } : {}),
       ...(input.ephemeralContainers
-        ? { ephemeralContainers: input.ephemeralContainers.map((c) => ({ ...specContainer(c), targetContainerName: input.containers[0]?.name })) }
+        ? {
+            ephemeralContainers: input.ephemeralContainers.map((c) => ({
+              ...specContainer(c),
+              targetContainerName: input.containers[0]?.name,
+            })),
+          }
         : {}),
       restartPolicy: 'Always',
       nodeName: 'node-1',
@@ -279,7 +312,13 @@ const template = (containers: ContainerSpec[], restartPolicy = 'Always') => ({
 /** Deployment, StatefulSet, DaemonSet or ReplicaSet with a pod template. */
 export function workload(
   kind: 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'ReplicaSet',
-  input: { namespace: string; name: string; containers: ContainerSpec[]; replicas?: number; owner?: { kind: string; name: string } },
+  input: {
+    namespace: string
+    name: string
+    containers: ContainerSpec[]
+    replicas?: number
+    owner?: { kind: string; name: string }
+  },
 ): KubeObject {
   const replicas = input.replicas ?? 1
   return {
@@ -291,7 +330,10 @@ export function workload(
       ...(kind === 'Deployment' ? { revisionHistoryLimit: 10, strategy: { type: 'RollingUpdate' } } : {}),
       ...(kind === 'StatefulSet' ? { serviceName: input.name } : {}),
     },
-    status: kind === 'DaemonSet' ? { desiredNumberScheduled: 1, numberReady: 1 } : { replicas, readyReplicas: replicas },
+    status:
+      kind === 'DaemonSet'
+        ? { desiredNumberScheduled: 1, numberReady: 1 }
+        : { replicas, readyReplicas: replicas },
   }
 }
 
@@ -303,12 +345,22 @@ export function job(input: {
 }): KubeObject {
   return {
     metadata: meta(input.namespace, input.name, input.owner),
-    spec: { backoffLimit: 6, completions: 1, parallelism: 1, template: template(input.containers, 'OnFailure') },
+    spec: {
+      backoffLimit: 6,
+      completions: 1,
+      parallelism: 1,
+      template: template(input.containers, 'OnFailure'),
+    },
     status: { succeeded: 1 },
   }
 }
 
-export function cronJob(input: { namespace: string; name: string; schedule?: string; containers: ContainerSpec[] }): KubeObject {
+export function cronJob(input: {
+  namespace: string
+  name: string
+  schedule?: string
+  containers: ContainerSpec[]
+}): KubeObject {
   return {
     metadata: meta(input.namespace, input.name),
     spec: {

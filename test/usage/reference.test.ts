@@ -1,6 +1,6 @@
 import t from 'tap'
-import { inUsePolicy } from '../../src/governance/index.js'
 import { loadConfig } from '../../src/config.js'
+import { inUsePolicy } from '../../src/governance/index.js'
 import { parseImageId, parseImageReference, RegistryHosts } from '../../src/usage/image-reference.js'
 import { buildVerdicts, describeUsage } from '../../src/usage/verdict.js'
 
@@ -8,7 +8,12 @@ const D1 = `sha256:${'1'.repeat(64)}`
 const D2 = `sha256:${'2'.repeat(64)}`
 
 t.test('image references parse as container runtimes read them', async (t) => {
-  t.same(parseImageReference('nginx'), { host: 'docker.io', repository: 'library/nginx', tag: 'latest', digest: null })
+  t.same(parseImageReference('nginx'), {
+    host: 'docker.io',
+    repository: 'library/nginx',
+    tag: 'latest',
+    digest: null,
+  })
   t.same(parseImageReference('bitnami/redis:7.2'), {
     host: 'docker.io',
     repository: 'bitnami/redis',
@@ -30,7 +35,11 @@ t.test('image references parse as container runtimes read them', async (t) => {
   t.equal(parseImageReference('index.docker.io/library/busybox:1')?.host, 'docker.io')
   t.equal(parseImageReference('Registry.Example.com:443/a/b:1')?.host, 'registry.example.com')
   t.equal(parseImageReference('team/app:1')?.host, 'docker.io', 'a first segment without . or : is a path')
-  t.equal(parseImageReference('Mirror/app')?.host, 'mirror', 'an upper-case first segment is a host (distribution)')
+  t.equal(
+    parseImageReference('Mirror/app')?.host,
+    'mirror',
+    'an upper-case first segment is a host (distribution)',
+  )
   t.equal(parseImageReference(''), undefined)
   t.equal(parseImageReference('repo@sha256:abc'), undefined, 'a short digest is refused')
   t.equal(parseImageReference('repo:bad tag'), undefined)
@@ -110,7 +119,11 @@ t.test('a verdict counts running digests, digest references and current tags onl
   const stale = buildVerdicts([{ digest: D2, tags: [] }], { ...lookup, sources: [] }, covering).get(D2)
   t.equal(stale?.status, 'unknown', 'a source that never synced vouches for nothing')
   t.same(stale?.staleSources, ['prod'])
-  const old = buildVerdicts([{ digest: D2, tags: [] }], { ...lookup, sources: [{ name: 'prod', age_ms: 120_000 }] }, covering)
+  const old = buildVerdicts(
+    [{ digest: D2, tags: [] }],
+    { ...lookup, sources: [{ name: 'prod', age_ms: 120_000 }] },
+    covering,
+  )
   t.equal(old.get(D2)?.status, 'unknown', 'past its staleness limit')
   t.equal(
     buildVerdicts([{ digest: D1, tags: [] }], { ...lookup, sources: [] }, covering).get(D1)?.status,

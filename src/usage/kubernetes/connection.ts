@@ -70,13 +70,17 @@ async function fromKubeconfig(file: string, contextName: string | undefined): Pr
   const context = doc.contexts?.find((c) => c.name === wanted)?.context
   if (!context) throw new KubeconfigError(`${file}: context ${wanted} not found`)
   const cluster = doc.clusters?.find((c) => c.name === context.cluster)?.cluster
-  if (!cluster) throw new KubeconfigError(`${file}: cluster ${context.cluster ?? '(none)'} of context ${wanted} not found`)
+  if (!cluster)
+    throw new KubeconfigError(
+      `${file}: cluster ${context.cluster ?? '(none)'} of context ${wanted} not found`,
+    )
   const user = doc.users?.find((u) => u.name === context.user)?.user ?? {}
   if (user.exec || user['auth-provider'])
     throw new KubeconfigError(
       `${file}: user ${context.user} uses an exec or auth-provider plugin, which Regent does not run; use a token, tokenFile or client certificate`,
     )
-  if (typeof cluster.server !== 'string') throw new KubeconfigError(`${file}: cluster ${context.cluster} has no server`)
+  if (typeof cluster.server !== 'string')
+    throw new KubeconfigError(`${file}: cluster ${context.cluster} has no server`)
 
   const inline = (dataKey: string, fileKey: string, from: Record<string, unknown>) =>
     typeof from[dataKey] === 'string'

@@ -77,9 +77,15 @@ function compact(kind: string, object: Pod & Workload): Compact {
     name: object.metadata?.name ?? '',
     namespace: object.metadata?.namespace ?? '',
     owner: controllerOf(object.metadata),
-    containers: [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])].map(
-      (c) => ({ name: c.name ?? '', image: c.image, imageID: c.name ? statuses.get(c.name)?.imageID : undefined }),
-    ),
+    containers: [
+      ...(spec?.initContainers ?? []),
+      ...(spec?.containers ?? []),
+      ...(spec?.ephemeralContainers ?? []),
+    ].map((c) => ({
+      name: c.name ?? '',
+      image: c.image,
+      imageID: c.name ? statuses.get(c.name)?.imageID : undefined,
+    })),
   }
 }
 
@@ -127,7 +133,9 @@ export async function collectKubernetes(
     for (const resource of KUBERNETES_RESOURCES) {
       for (const listPath of paths(resource.plural, resource.group)) {
         // Pages are reduced to their images as they arrive: 10,000 pods are never held whole.
-        const objects = await client.list(listPath, (item) => [compact(resource.kind, item as Pod & Workload)])
+        const objects = await client.list(listPath, (item) => [
+          compact(resource.kind, item as Pod & Workload),
+        ])
         for (const object of objects) {
           if (resource.kind === 'Pod') takePod(object, cluster, owners, collector)
           else takeWorkload(resource.kind, object, cluster, owners, collector)
@@ -196,7 +204,9 @@ function takePod(
     // The repository: the imageID's when it names one Regent fronts, else the one the spec names
     // (a bare `sha256:` id names none; a mirror's name may not be configured).
     const repositoryRef =
-      running.reference && collector.registryOf(running.reference) ? running.reference : (spec ?? running.reference)
+      running.reference && collector.registryOf(running.reference)
+        ? running.reference
+        : (spec ?? running.reference)
     if (repositoryRef) collector.addRunning(repositoryRef, running.digest, at)
   }
 }
