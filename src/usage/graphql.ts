@@ -36,6 +36,7 @@ const typeDefs = /* GraphQL */ `
     container: String!
     owner: UsageOwner
     running: Boolean!
+    pods: Int!
     firstSeenAt: String!
     lastSeenAt: String!
   }

@@ -35,9 +35,10 @@ export const UsageReferenceSchema = Type.Object(
     name: Type.String(),
     container: Type.String(),
     owner: Type.Union([Type.Object({ kind: Type.String(), name: Type.String() }), Type.Null()], {
-      description: 'The workload a pod, ReplicaSet or Job belongs to',
+      description: 'The workload a ReplicaSet or Job belongs to',
     }),
-    running: Type.Boolean({ description: 'A pod runs this digest (status imageID)' }),
+    running: Type.Boolean({ description: 'Pods run this digest (their status imageID)' }),
+    pods: Type.Integer({ description: 'Pods counted here: a workload’s pods are one reference' }),
     firstSeenAt: Type.String({ format: 'date-time' }),
     lastSeenAt: Type.String({ format: 'date-time' }),
   },

@@ -79,6 +79,7 @@ export interface ReferenceView {
   container: string
   owner: { kind: string; name: string } | null
   running: boolean
+  pods: number
   firstSeenAt: string
   lastSeenAt: string
 }
@@ -380,6 +381,7 @@ function toReferenceView(row: ReferenceRow): ReferenceView {
     container: row.container,
     owner: row.owner_kind && row.owner_name ? { kind: row.owner_kind, name: row.owner_name } : null,
     running: row.running,
+    pods: row.pods,
     firstSeenAt: row.first_seen_at.toISOString(),
     lastSeenAt: row.last_seen_at.toISOString(),
   }

@@ -34,11 +34,12 @@ export interface ReferenceRow {
   owner_kind: string | null
   owner_name: string | null
   running: boolean
+  pods: number
   first_seen_at: Date
   last_seen_at: Date
 }
 
-/** Places grouped for a verdict: a workload's pods are one place with a count. */
+/** A reference as a verdict reads it. */
 export interface PlaceRow {
   source: string
   cluster: string
@@ -98,16 +99,16 @@ export async function upsertReferences(
   await client.query(
     `INSERT INTO usage_references AS u
        (source, registry, repository, digest, tag, cluster, namespace, kind, name, container,
-        owner_kind, owner_name, running, first_seen_at, last_seen_at)
+        owner_kind, owner_name, running, pods, first_seen_at, last_seen_at)
      SELECT $1, registry, repository, digest, tag, cluster, namespace, kind, name, container,
-            owner_kind, owner_name, running, now(), now()
+            owner_kind, owner_name, running, pods, now(), now()
      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                 $9::text[], $10::text[], $11::text[], $12::text[], $13::boolean[])
+                 $9::text[], $10::text[], $11::text[], $12::text[], $13::boolean[], $14::integer[])
        AS r(registry, repository, digest, tag, cluster, namespace, kind, name, container,
-            owner_kind, owner_name, running)
+            owner_kind, owner_name, running, pods)
      ON CONFLICT ON CONSTRAINT usage_references_place DO UPDATE SET
        owner_kind = EXCLUDED.owner_kind, owner_name = EXCLUDED.owner_name,
-       running = EXCLUDED.running, last_seen_at = now()`,
+       running = EXCLUDED.running, pods = EXCLUDED.pods, last_seen_at = now()`,
     [
       source,
       column(rows, 'registry'),
@@ -122,6 +123,7 @@ export async function upsertReferences(
       column(rows, 'ownerKind'),
       column(rows, 'ownerName'),
       column(rows, 'running'),
+      column(rows, 'pods'),
     ],
   )
 }
@@ -179,26 +181,31 @@ export async function selectSources(db: Queryable, names: string[]): Promise<Sou
 
 /**
  * Everything a verdict needs, in one round trip: the places naming any candidate digest or tag
- * (a workload's pods grouped into one place with a count), how old each source's data is, and
- * the last recorded pull of each digest.
+ * (a workload's pods are one place with a count, since the sync stores them so), how old each
+ * source's data is, and the last recorded pull of each digest.
  */
 export async function selectUsage(
   db: Queryable,
   input: { registry: string; repository: string; digests: string[]; tags: string[]; sources: string[] },
 ): Promise<UsageLookupRow> {
   const { rows } = await db.query<UsageLookupRow>(
-    `WITH matched AS (
-       SELECT source, cluster, namespace, container, digest, tag, running, first_seen_at, kind,
-              CASE WHEN kind = 'Pod' AND owner_kind IS NOT NULL THEN owner_kind ELSE kind END AS place_kind,
-              CASE WHEN kind = 'Pod' AND owner_kind IS NOT NULL THEN owner_name ELSE name END AS place_name
-       FROM usage_references
-       WHERE registry = $1 AND repository = $2 AND source = ANY($5::text[])
-         AND (digest = ANY($3::text[]) OR tag = ANY($4::text[]))
+    // The candidates are joined, not tested with `= ANY`: a row filter against a 1,000-element
+    // array compares linearly per row, a hash join does not. A row names a digest or a tag, never
+    // both (a reference with a digest pulls the digest), so the two halves never meet.
+    `WITH digests AS (
+       SELECT DISTINCT d AS digest FROM unnest($3::text[]) AS d
+     ), tags AS (
+       SELECT DISTINCT t AS tag FROM unnest($4::text[]) AS t
      ), places AS (
-       SELECT source, cluster, namespace, place_kind AS kind, place_name AS name, container, digest, tag,
-              running, (count(*) FILTER (WHERE kind = 'Pod'))::int AS pods, min(first_seen_at) AS first_seen_at
-       FROM matched
-       GROUP BY source, cluster, namespace, place_kind, place_name, container, digest, tag, running
+       SELECT u.source, u.cluster, u.namespace, u.kind, u.name, u.container, u.digest, u.tag, u.running,
+              u.pods, u.first_seen_at
+       FROM usage_references u JOIN digests USING (digest)
+       WHERE u.registry = $1 AND u.repository = $2 AND u.source = ANY($5::text[])
+       UNION ALL
+       SELECT u.source, u.cluster, u.namespace, u.kind, u.name, u.container, u.digest, u.tag, u.running,
+              u.pods, u.first_seen_at
+       FROM usage_references u JOIN tags USING (tag)
+       WHERE u.registry = $1 AND u.repository = $2 AND u.source = ANY($5::text[]) AND u.digest IS NULL
      )
      SELECT
        (SELECT coalesce(json_agg(p), '[]'::json) FROM places p) AS places,
@@ -229,7 +236,7 @@ export interface ReferenceFilters {
 export async function listReferences(db: Queryable, f: ReferenceFilters): Promise<ReferenceRow[]> {
   const { rows } = await db.query<ReferenceRow>(
     `SELECT id::text, source, registry, repository, digest, tag, cluster, namespace, kind, name, container,
-            owner_kind, owner_name, running, first_seen_at, last_seen_at
+            owner_kind, owner_name, running, pods, first_seen_at, last_seen_at
      FROM usage_references
      WHERE registry = $1 AND source = ANY($2::text[])
        AND ($3::text IS NULL OR repository = $3)

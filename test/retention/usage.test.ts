@@ -3,7 +3,7 @@ import { waitForState } from '../deletions/support.js'
 import { cronJob } from '../helpers/fake-kubernetes.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { kubeSource, withFakeCluster } from '../usage/support.js'
-import { admin, createPolicy, preview, runPolicy, setup } from './support.js'
+import { admin, createPolicy, preview, pushedDaysAgo, runPolicy, setup } from './support.js'
 
 t.test(
   'a CronJob naming repo:nightly keeps that tag and its digest out of every retention run, with the reason in the preview',
@@ -26,6 +26,13 @@ t.test(
     const old2 = await pushImage(client, 'payments/batch', { tags: ['old-2'] })
     await pushImage(client, 'payments/batch', { tags: ['v1', 'v2'] })
     t.equal((await app.usage.sync('prod')).outcome, 'succeeded')
+    // A pull is a weaker signal: the verdict mentions it, and it keeps nothing by itself.
+    await pushedDaysAgo(app, 'payments/batch', [{ ...old1, tag: 'old-1' }], 3, 'pull')
+    const pulled = (
+      await app.usage.usageOf('local', 'payments/batch', [{ digest: old1.digest, tags: ['old-1'] }])
+    ).get(old1.digest)
+    t.equal(pulled?.status, 'unused')
+    t.equal(app.usage.describe(pulled!), 'not in use; pulled 3d ago')
 
     const policy = await createPolicy(app, {
       name: 'batch-cleanup',

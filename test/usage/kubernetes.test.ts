@@ -215,8 +215,14 @@ t.test('a sync reads pods and every workload template, paging, and maps images t
   t.same(body.verdict.tags, ['v1'])
   t.equal(body.verdict.status, 'in-use')
   t.match(body.verdict.summary, /^running in prod\/payments deploy\/api, 3 pods/)
-  t.equal(body.items.length, 3, 'one running row per pod')
-  t.same(body.items[0].owner, { kind: 'Deployment', name: 'api' })
+  t.match(body.items, [{ kind: 'Deployment', name: 'api', running: true, pods: 3, digest: image.digest }])
+  t.equal(body.items.length, 1, "a workload's pods are one reference")
+  const rollbackRows = (
+    await app.inject({ url: `/v1/usage?registry=local&digest=${digestOf(0xb0)}`, headers: viewer })
+  ).json()
+  t.match(rollbackRows.items, [
+    { kind: 'ReplicaSet', name: 'api-5c4b', owner: { kind: 'Deployment', name: 'api' } },
+  ])
   const all = (await app.inject({ url: '/v1/usage?registry=local&limit=5', headers: viewer })).json()
   t.equal(all.items.length, 5)
   t.type(all.nextCursor, 'string')
@@ -246,7 +252,7 @@ t.test('a sync reads pods and every workload template, paging, and maps images t
     headers: viewer,
     payload: {
       query: `{ usage(registry: "local", repository: "payments/api", digest: "${image.digest}", first: 2) {
-        nodes { kind name owner { kind name } running } pageInfo { hasNextPage }
+        nodes { kind name pods running } pageInfo { hasNextPage }
         verdict { status summary where { kind name pods by } } }
         usageSources { name stale lastOutcome counts } }`,
     },
@@ -254,7 +260,8 @@ t.test('a sync reads pods and every workload template, paging, and maps images t
   const data = gql.json().data
   t.match(data.usage.verdict.summary, /^running in prod\/payments deploy\/api, 3 pods/)
   t.same(data.usage.verdict.where[0], { kind: 'Deployment', name: 'api', pods: 3, by: 'running' })
-  t.equal(data.usage.pageInfo.hasNextPage, true)
+  t.same(data.usage.nodes, [{ kind: 'Deployment', name: 'api', pods: 3, running: true }])
+  t.equal(data.usage.pageInfo.hasNextPage, false)
   t.equal(data.usageSources[0].lastOutcome, 'succeeded')
   t.equal(data.usageSources[0].counts.pods, 5)
 })

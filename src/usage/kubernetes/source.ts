@@ -189,14 +189,14 @@ function takePod(
   const above = owner ? owners.get(`${owner.kind}/${pod.namespace}/${owner.name}`) : undefined
   if (above) owner = above
   for (const container of pod.containers) {
+    // A workload's pods are reported at the workload ("deploy/api, 3 pods"); a bare pod as itself.
     const at: Location = {
       cluster,
       namespace: pod.namespace,
-      kind: 'Pod',
-      name: pod.name,
+      kind: owner?.kind ?? 'Pod',
+      name: owner?.name ?? pod.name,
       container: container.name,
-      ownerKind: owner?.kind ?? null,
-      ownerName: owner?.name ?? null,
+      pod: pod.name,
     }
     const spec = container.image ? collector.addImage(container.image, at) : undefined
     const running = container.imageID ? parseImageId(container.imageID) : undefined
