@@ -2,13 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
 import { RegistryClient } from '../src/oci/index.js'
 import { mapLimit } from '../src/registries/map-limit.js'
 import { type FakeKubernetes, pod, startFakeKubernetes, workload } from '../test/helpers/fake-kubernetes.js'
 import { inParallel, type PushedImage, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig } from '../test/helpers/registry.js'
-import { log, runBench, timed } from './support.js'
+import { benchConfig, log, runBench, timed } from './support.js'
 
 /**
  * bench/usage: 10,000 pods across 3 fake clusters (Deployments of 5 pods, each with its current
@@ -91,28 +90,21 @@ runBench(async ({ db, registry }) => {
 
   const clusters = await Promise.all(Array.from({ length: CLUSTERS }, () => startFakeKubernetes()))
   const dir = mkdtempSync(path.join(tmpdir(), 'regent-bench-kube-'))
-  clusters.forEach((cluster, i) => populate(cluster, i, host, images))
+  for (const [i, cluster] of clusters.entries()) populate(cluster, i, host, images)
   const podCount = clusters.reduce((n, c) => n + c.objects.Pod.length, 0)
 
-  const config = loadConfig(
-    {},
-    {
-      databaseUrl: db.url,
-      logLevel: 'silent',
-      worker: false,
-      auth: { jwtSecret: 'test-secret-0123456789abcdef0123456789abcdef' },
-      registries: [registryConfig(registry, { name: 'bench', maxConcurrency: CONCURRENCY })],
-      usage: {
-        sources: clusters.map((cluster, i) => ({
-          name: `cluster-${i}`,
-          kind: 'kubernetes',
-          refreshIntervalMs: '5m',
-          staleAfterMs: '30m',
-          kubernetes: { kubeconfig: cluster.kubeconfig(dir), pageSize: 500 },
-        })),
-      },
+  const config = benchConfig(db.url, {
+    registries: [registryConfig(registry, { name: 'bench', maxConcurrency: CONCURRENCY })],
+    usage: {
+      sources: clusters.map((cluster, i) => ({
+        name: `cluster-${i}`,
+        kind: 'kubernetes',
+        refreshIntervalMs: '5m',
+        staleAfterMs: '30m',
+        kubernetes: { kubeconfig: cluster.kubeconfig(dir), pageSize: 500 },
+      })),
     },
-  )
+  })
   const app = await buildApp(config, { background: false })
   await app.ready()
   try {
