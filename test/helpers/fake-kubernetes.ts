@@ -6,8 +6,9 @@ import path from 'node:path'
 
 /**
  * A small Kubernetes API server for tests, since none can run here. It serves the list endpoints
- * Regent reads, shaped as the API reference (v1.30–v1.33 OpenAPI, kubernetes/api core/v1, apps/v1,
- * batch/v1) describes them:
+ * Regent reads, shaped as the API reference describes them (checked against kubernetes/api
+ * v0.37, i.e. Kubernetes 1.37: core/v1, apps/v1, batch/v1; every field used is unchanged since
+ * 1.25, when ephemeral containers became GA, and batch/v1 CronJob exists since 1.21):
  *
  * - `GET /api/v1/pods`, `/apis/apps/v1/{deployments,statefulsets,daemonsets,replicasets}`,
  *   `/apis/batch/v1/{jobs,cronjobs}`, and each under `/namespaces/{ns}/`;
