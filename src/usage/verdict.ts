@@ -174,7 +174,8 @@ export function describeUsage(verdict: UsageVerdict, now: Date = new Date()): st
         : first.by === 'digest'
           ? 'referenced by digest'
           : `referenced by tag ${first.reference}`
-    const pods = first.pods > 0 ? `, ${plural(first.pods, 'pod')}` : ''
+    // A bare pod is its own place: "pod/x, 1 pod" would say nothing more.
+    const pods = first.pods > 0 && first.kind !== 'Pod' ? `, ${plural(first.pods, 'pod')}` : ''
     const more = verdict.where.length > 1 ? ` (and ${plural(verdict.where.length - 1, 'more place')})` : ''
     return `${how} in ${describeLocation(first)}${pods}${more}`
   }

@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { promisify } from 'node:util'
 
 /**
  * A small Kubernetes API server for tests, since none can run here. It serves the list endpoints
@@ -46,6 +51,8 @@ type KubeObject = { metadata: { name: string; namespace: string } } & Record<str
 export interface FakeKubernetes {
   url: string
   token: string
+  /** With `tls`: the PEM certificate the server presents (self-signed for 127.0.0.1), to trust. */
+  caPem?: string
   /** Objects served, by kind; replace or push, then list again. */
   objects: Record<ResourceKind, KubeObject[]>
   /** Every request: path and query. */
@@ -68,7 +75,37 @@ function status(code: number, reason: string, message: string) {
 const EXPIRED_MESSAGE =
   'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.'
 
-export async function startFakeKubernetes(options: { token?: string } = {}): Promise<FakeKubernetes> {
+/** A self-signed certificate for 127.0.0.1 (Node cannot make X.509 certificates; openssl can). */
+async function selfSigned(): Promise<{ key: string; cert: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'regent-kube-tls-'))
+  try {
+    const [keyPath, certPath] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')]
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=fake-kubernetes',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ])
+    return { key: await readFile(keyPath, 'utf8'), cert: await readFile(certPath, 'utf8') }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+export async function startFakeKubernetes(
+  options: { token?: string; tls?: boolean } = {},
+): Promise<FakeKubernetes> {
   const token = options.token ?? randomBytes(16).toString('hex')
   const snapshots = new Map<string, KubeObject[]>()
   const sockets = new Set<Socket>()
@@ -187,13 +224,15 @@ export async function startFakeKubernetes(options: { token?: string } = {}): Pro
     send(res, 200, { kind: `${resource.kind}List`, apiVersion: resource.apiVersion, metadata, items: page })
   }
 
-  const server = createServer(handle)
-  server.on('connection', (socket) => {
+  const tls = options.tls ? await selfSigned() : undefined
+  const server = tls ? createTlsServer(tls, handle) : createServer(handle)
+  if (tls) fake.caPem = tls.cert
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  fake.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`
   return fake
 }
 

@@ -1,10 +1,21 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
+import { loadConfig } from '../../src/config.js'
 import { RegistryClient } from '../../src/oci/index.js'
 import { fastJobs } from '../deletions/support.js'
 import { build } from '../helper.js'
-import { cronJob, type FakeKubernetes, job, pod, workload } from '../helpers/fake-kubernetes.js'
+import {
+  cronJob,
+  type FakeKubernetes,
+  job,
+  pod,
+  startFakeKubernetes,
+  workload,
+} from '../helpers/fake-kubernetes.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
 import { admin, digestOf, kubeSource, viewer, withFakeCluster } from './support.js'
@@ -391,3 +402,49 @@ t.test('a sync runs as a job: an admin asks for one, a viewer may not', async (t
   t.equal(job.state, 'succeeded', job.lastError ?? '')
   t.equal((await verdict(app, 'payments/api', image.digest, ['v1'])).status, 'in-use')
 })
+
+t.test(
+  'in-cluster: the service account token and CA, the API server from KUBERNETES_SERVICE_HOST/PORT',
+  async (t) => {
+    const cluster = await startFakeKubernetes({ tls: true })
+    const dir = mkdtempSync(path.join(tmpdir(), 'regent-sa-'))
+    t.teardown(async () => {
+      await cluster.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    writeFileSync(path.join(dir, 'token'), `${cluster.token}\n`)
+    writeFileSync(path.join(dir, 'ca.crt'), cluster.caPem as string)
+    cluster.objects.Pod = [
+      pod({ namespace: 'x', name: 'p', containers: [{ name: 'c', image: 'registry.example.com/a/b:1' }] }),
+    ]
+    const url = new URL(cluster.url)
+    const config = loadConfig(
+      { KUBERNETES_SERVICE_HOST: url.hostname, KUBERNETES_SERVICE_PORT: url.port },
+      {
+        registries: [{ name: 'prod', url: 'https://registry.example.com' }],
+        usage: {
+          inCluster: { tokenFile: path.join(dir, 'token'), caFile: path.join(dir, 'ca.crt') },
+          sources: [{ name: 'here', kind: 'kubernetes' }],
+        },
+      },
+    )
+    t.equal(config.usage.inCluster.servicePort, Number(url.port), 'the port variable is read through config')
+    const app = await build(t, { config: { registries: config.registries, usage: config.usage } })
+    const result = await app.usage.sync('here')
+    t.equal(result.outcome, 'succeeded', result.error ?? '')
+    t.equal(result.counts.references, 1)
+    const verdict = (await app.usage.usageOf('prod', 'a/b', [{ digest: digestOf(1), tags: ['1'] }])).get(
+      digestOf(1),
+    )
+    t.equal(
+      app.usage.describe(verdict!),
+      'referenced by tag 1 in here/x pod/p',
+      'a bare pod is its own place',
+    )
+
+    const outside = await build(t, {
+      config: { registries: config.registries, usage: { sources: [{ name: 'here', kind: 'kubernetes' }] } },
+    })
+    t.match((await outside.usage.sync('here')).error, /KUBERNETES_SERVICE_HOST is not set/)
+  },
+)
