@@ -1,13 +1,10 @@
-import { execFile } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
+import { selfSignedCertificate } from './certificates.js'
 
 /**
  * A small Kubernetes API server for tests, since none can run here. It serves the list endpoints
@@ -74,34 +71,6 @@ function status(code: number, reason: string, message: string) {
 
 const EXPIRED_MESSAGE =
   'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.'
-
-/** A self-signed certificate for 127.0.0.1 (Node cannot make X.509 certificates; openssl can). */
-async function selfSigned(): Promise<{ key: string; cert: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'regent-kube-tls-'))
-  try {
-    const [keyPath, certPath] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')]
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=fake-kubernetes',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ])
-    return { key: await readFile(keyPath, 'utf8'), cert: await readFile(certPath, 'utf8') }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
-}
 
 export async function startFakeKubernetes(
   options: { token?: string; tls?: boolean } = {},
@@ -224,7 +193,7 @@ export async function startFakeKubernetes(
     send(res, 200, { kind: `${resource.kind}List`, apiVersion: resource.apiVersion, metadata, items: page })
   }
 
-  const tls = options.tls ? await selfSigned() : undefined
+  const tls = options.tls ? await selfSignedCertificate('/CN=fake-kubernetes', 'IP:127.0.0.1') : undefined
   const server = tls ? createTlsServer(tls, handle) : createServer(handle)
   if (tls) fake.caPem = tls.cert
   server.on('connection', (socket: Socket) => {
