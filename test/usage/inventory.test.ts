@@ -76,6 +76,23 @@ t.test(
       'referenced by digest in ecs vm/batch-01',
       'the cluster defaults to the source name',
     )
+
+    // The deletion planner asks for a thousand tags at once: one statement, not one per tag.
+    const query = app.db.query.bind(app.db)
+    let statements = 0
+    app.db.query = ((...args: Parameters<typeof query>) => {
+      statements++
+      return query(...args)
+    }) as typeof app.db.query
+    const many = Array.from({ length: 1000 }, (_, i) => ({
+      digest: digestOf(1000 + i),
+      tags: [`t${i}`, '1.4'],
+    }))
+    const verdicts = await app.usage.usageOf('prod', 'payments/api', many)
+    app.db.query = query
+    t.equal(statements, 1, 'one round trip for 1,000 candidates')
+    t.equal(verdicts.size, 1000)
+    t.equal(verdicts.get(digestOf(1999))?.status, 'in-use', 'each candidate with the tag 1.4 is in use')
   },
 )
 
