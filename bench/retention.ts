@@ -1,10 +1,9 @@
 import { Pool } from 'undici'
 import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
 import { RegistryClient } from '../src/oci/index.js'
 import { inParallel, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig } from '../test/helpers/registry.js'
-import { headEveryTag, log, runBench, timed } from './support.js'
+import { benchConfig, headEveryTag, log, runBench, timed } from './support.js'
 
 /**
  * bench/retention: one policy evaluated over 100 repositories × 200 tags (each tag its own
@@ -31,20 +30,13 @@ runBench(async ({ db, registry }) => {
   await pusher.close()
   log(`pushed ${jobs.length} images in ${(pushed.ms / 1000).toFixed(1)} s`)
 
-  const config = loadConfig(
-    {},
-    {
-      databaseUrl: db.url,
-      logLevel: 'silent',
-      worker: false,
-      auth: { jwtSecret: 'test-secret-0123456789abcdef0123456789abcdef' },
-      registries: [registryConfig(registry, { name: 'bench', maxConcurrency: CONCURRENCY })],
-      governance: { teams: [{ name: 'bench', repositories: [{ pattern: 'bench/**' }] }] },
-      // One repository at a time, `browse.concurrency` calls within it: the direct listing's pace.
-      browse: { concurrency: CONCURRENCY, cacheMemoryBytes: 256 * 1024 * 1024 },
-      retention: { concurrency: 1 },
-    },
-  )
+  const config = benchConfig(db.url, {
+    registries: [registryConfig(registry, { name: 'bench', maxConcurrency: CONCURRENCY })],
+    governance: { teams: [{ name: 'bench', repositories: [{ pattern: 'bench/**' }] }] },
+    // One repository at a time, `browse.concurrency` calls within it: the direct listing's pace.
+    browse: { concurrency: CONCURRENCY, cacheMemoryBytes: 256 * 1024 * 1024 },
+    retention: { concurrency: 1 },
+  })
   const policy = {
     name: 'bench',
     team: 'bench',

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import type { Pool } from 'undici'
+import { type Config, loadConfig } from '../src/config.js'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { migrate } from '../src/db/migrate.js'
 import { MANIFEST_ACCEPT } from '../src/oci/index.js'
@@ -42,6 +43,20 @@ export async function benchDatabase(): Promise<{ url: string; stop: () => Promis
       if (dataDir) rmSync(dataDir, { recursive: true, force: true })
     },
   }
+}
+
+/** The config of a benchmarked app: its database, quiet, no worker, a known JWT secret, plus `extra`. */
+export function benchConfig(databaseUrl: string, extra: Record<string, unknown>): Config {
+  return loadConfig(
+    {},
+    {
+      databaseUrl,
+      logLevel: 'silent',
+      worker: false,
+      auth: { jwtSecret: 'test-secret-0123456789abcdef0123456789abcdef' },
+      ...extra,
+    },
+  )
 }
 
 export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: T }> {

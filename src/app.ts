@@ -18,6 +18,7 @@ import { deletionsGraphql } from './deletions/graphql.js'
 import deletionsPlugin from './deletions/plugin.js'
 import { deletionRoutes } from './deletions/routes.js'
 import deletionUpdates, { DELETIONS_CHANNEL } from './deletions/updates.js'
+import { errors } from './errors.js'
 import { gcGraphql } from './gc/graphql.js'
 import { deletionGcHooks, GC_CHANNEL, GC_RUN, gcHandler, onGcJobFailed } from './gc/index.js'
 import gcPlugin from './gc/plugin.js'
@@ -28,6 +29,7 @@ import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
 import errorHandler from './http/error-handler.js'
 import openapi from './http/openapi.js'
+import { NonRetryableJobError } from './jobs/index.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
 import metrics from './metrics/plugin.js'
@@ -51,6 +53,8 @@ import { RETENTION_WARN } from './retention/scheduler.js'
 import { parsePolicyInput } from './retention/schemas.js'
 import { RETENTION_RUN } from './retention/service.js'
 import uiPlugin from './ui/plugin.js'
+import { USAGE_SYNC, usageGraphql, usageRoutes } from './usage/index.js'
+import usagePlugin from './usage/plugin.js'
 
 export interface AppOverrides {
   /** A pino logger, logger options, or false. Default: no logging (tests); server.ts passes its own. */
@@ -135,6 +139,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
+  await app.register(usagePlugin, {
+    config,
+    schedules: background && config.worker,
+    ...(overrides.env ? { env: overrides.env } : {}),
+  })
   await app.register(gcPlugin, { schedules: background })
   await app.register(retentionPlugin, { config, schedules: background })
   await app.register(workerPlugin, {
@@ -177,6 +186,12 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         return app.retention.warn(policyId, new Date(slot))
       },
       [DELIVER_NOTIFICATION]: app.notificationDelivery,
+      [USAGE_SYNC]: async (job, ctx) => {
+        const result = await app.usage.sync((job.payload as { source: string }).source, ctx.signal)
+        // Recorded on the source already; the next slot is the retry.
+        if (result.outcome === 'failed') throw new NonRetryableJobError(result.error ?? 'the sync failed')
+        return result
+      },
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
@@ -212,6 +227,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(slackRoutes, { config })
   await app.register(notificationRoutes)
   await app.register(uiPlugin, { config })
+  await app.register(usageRoutes)
   await app.register(graphql, {
     config,
     modules: [
@@ -220,6 +236,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       gcGraphql(() => app.gc),
       retentionGraphql(() => app.retention, parsePolicyInput),
       notificationsGraphql(() => app.notifications),
+      usageGraphql(
+        () => app.usage,
+        (message) => new errors.VALIDATION(message),
+      ),
     ],
   })
   if (background) {

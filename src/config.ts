@@ -11,6 +11,7 @@ import { NotificationsConfigSchema } from './notifications/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
 import { RetentionConfigSchema } from './retention/config-schema.js'
 import { UiConfigSchema } from './ui/config-schema.js'
+import { UsageConfigSchema } from './usage/config-schema.js'
 
 /**
  * The one reader of process.env and of the config file. Everything else receives a `Config`.
@@ -116,6 +117,7 @@ export const ConfigSchema = Type.Object(
     chatops: ChatopsConfigSchema,
     notifications: NotificationsConfigSchema,
     ui: UiConfigSchema,
+    usage: UsageConfigSchema,
   },
   { additionalProperties: false },
 )
@@ -135,6 +137,9 @@ export const ENV_VARS = {
   REGENT_WORKER: 'worker',
   REGENT_SLACK_SIGNING_SECRET: 'chatops.slack.signingSecret',
   REGENT_SLACK_BOT_TOKEN: 'chatops.slack.botToken',
+  // Set by Kubernetes in every pod: the API server an in-cluster usage source talks to.
+  KUBERNETES_SERVICE_HOST: 'usage.inCluster.serviceHost',
+  KUBERNETES_SERVICE_PORT: 'usage.inCluster.servicePort',
 } as const satisfies Record<string, string>
 
 /** Read by loadConfig itself rather than mapped onto a key. */

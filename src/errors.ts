@@ -6,6 +6,7 @@ import { notificationErrors } from './notifications/errors.js'
 import { ociErrors } from './oci/errors.js'
 import { registryEventErrors } from './registry-events/errors.js'
 import { retentionErrors } from './retention/errors.js'
+import { usageErrors } from './usage/errors.js'
 
 /**
  * The one error catalogue. Every error Regent answers with has a stable `REGENT_*` code, an HTTP
@@ -91,6 +92,7 @@ export const errors = {
   ...registryEventErrors,
   ...chatopsErrors,
   ...notificationErrors,
+  ...usageErrors,
 } as const
 
 export type RegentErrorCode = `REGENT_${string}`

@@ -103,6 +103,38 @@ export const ApprovalsSchema = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+export const InUseLevelSchema = Type.Union([
+  Type.Literal('refuse'),
+  Type.Literal('admin-only'),
+  Type.Literal('warn'),
+])
+export type InUseLevel = Static<typeof InUseLevelSchema>
+
+export const InUseOverrideSchema = Type.Object(
+  {
+    registry: GlobSchema({ default: '*' }),
+    repositories: GlobSchema(),
+    level: InUseLevelSchema,
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  },
+  { additionalProperties: false },
+)
+
+export const InUseSchema = Type.Object(
+  {
+    default: Type.Union([InUseLevelSchema], {
+      default: 'refuse',
+      description:
+        'What deleting an image in use means: `refuse`, `admin-only` (an admin must approve) or `warn` (the plan says so)',
+    }),
+    overrides: Type.Array(InUseOverrideSchema, {
+      default: [],
+      description: 'Per registry and repository pattern; the first matching override wins',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const GovernanceConfigSchema = Type.Object(
   {
     teams: Type.Refine(
@@ -112,6 +144,7 @@ export const GovernanceConfigSchema = Type.Object(
     ),
     protections: Type.Array(ProtectionSchema, { default: [] }),
     approvals: ApprovalsSchema,
+    inUse: InUseSchema,
   },
   { additionalProperties: false, default: {} },
 )
@@ -121,3 +154,4 @@ export type TeamConfig = Static<typeof TeamSchema>
 export type ProtectionConfig = Static<typeof ProtectionSchema>
 export type ApprovalRuleConfig = Static<typeof ApprovalRuleSchema>
 export type ApprovalsConfig = Static<typeof ApprovalsSchema>
+export type InUseConfig = Static<typeof InUseSchema>

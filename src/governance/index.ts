@@ -17,6 +17,8 @@ export {
   type ApproverGroup,
   type GovernanceConfig,
   GovernanceConfigSchema,
+  type InUseConfig,
+  type InUseLevel,
   type ProtectionConfig,
   type TeamConfig,
 } from './config-schema.js'
@@ -33,6 +35,8 @@ export {
 } from './globs.js'
 export { mayRequest, type OwnedRepository, owningTeams, type RequestEligibility } from './ownership.js'
 export {
+  type InUsePolicy,
+  inUsePolicy,
   type LegalHold,
   type ProtectionLevel,
   type ProtectionTarget,

@@ -1,4 +1,4 @@
-import type { GovernanceConfig } from './config-schema.js'
+import type { GovernanceConfig, InUseLevel } from './config-schema.js'
 import { matchesGlob, matchesTagPattern } from './globs.js'
 
 /** A time-boxed hold (litigation, incident) that overrides every policy while it lasts. */
@@ -72,4 +72,30 @@ export function protectionVerdict(
     }
   })
   return verdict
+}
+
+export interface InUsePolicy {
+  level: InUseLevel
+  /** What decided it, for people: the override or the default. */
+  rule: string
+}
+
+/**
+ * What deleting an image that is in use (or whose usage is unknown) means in this repository:
+ * `refuse`, `admin-only` (an admin's approval) or `warn` (the plan says so and proceeds). The first
+ * override whose registry and repository globs match wins; otherwise `governance.inUse.default`.
+ */
+export function inUsePolicy(config: GovernanceConfig, registry: string, repository: string): InUsePolicy {
+  const overrides = config.inUse.overrides
+  for (let index = 0; index < overrides.length; index++) {
+    const override = overrides[index] as (typeof overrides)[number]
+    if (!matchesGlob(override.registry, registry) || !matchesGlob(override.repositories, repository)) continue
+    return {
+      level: override.level,
+      rule:
+        `governance.inUse.overrides[${index}]: ${override.registry} ${override.repositories} is ${override.level}` +
+        (override.reason ? ` (${override.reason})` : ''),
+    }
+  }
+  return { level: config.inUse.default, rule: `governance.inUse.default is ${config.inUse.default}` }
 }

@@ -31,6 +31,12 @@ export const RegistryConfigSchema = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
     url: Type.String({ pattern: '^https?://[^/@]+(/.*)?$' }),
+    aliases: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[A-Za-z0-9.-]+(:\\d{1,5})?$', maxLength: 260 }), {
+        description:
+          'Other host names (host or host:port) images from this registry are pulled by: mirrors, DNS names, `docker.io`',
+      }),
+    ),
     kind: Type.Union([RegistryKindSchema], { default: 'distribution' }),
     auth: Type.Optional(RegistryAuthSchema),
     tokenRealms: Type.Array(Type.String({ pattern: '^https?://' }), { default: [] }),

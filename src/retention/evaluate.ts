@@ -4,6 +4,7 @@ import type { RegistrySet } from '../registries/registry-set.js'
 import { type FactsContext, gatherRepository, type RepositoryFacts } from './facts.js'
 import { type ArtifactVerdict, evaluateRules, judgesBy, timeOf } from './rules.js'
 import type { ExpiredArtifact, GuardResult, PolicyFields, PolicyGuards, RunCounts, RunRow } from './sql.js'
+import { markInUse, type UsageLookup } from './usage.js'
 
 /**
  * A policy evaluated over every repository it covers: the verdict for each artifact, what would be
@@ -15,6 +16,8 @@ export interface RepositoryEvaluation {
   repository: string
   totalTags: number
   expiredTags: number
+  /** Artifacts the rules would expire that are kept because they are in use. */
+  keptInUse: number
   bytes: number
   verdicts: (ArtifactVerdict & { timeSources: { push: string; pull: string } })[]
   error?: string
@@ -31,6 +34,8 @@ export interface EvaluateDeps extends Omit<FactsContext, 'needsCreated'> {
   registries: RegistrySet
   /** Repositories evaluated at once (`retention.concurrency`). */
   concurrency: number
+  /** In-use awareness: what runs or is referenced is kept. */
+  usage?: UsageLookup
 }
 
 export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): Promise<Evaluation> {
@@ -39,6 +44,7 @@ export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): 
   const results = await mapLimit(repositories, deps.concurrency, async (repository) => {
     try {
       const facts = await gatherRepository({ ...deps, needsCreated }, policy.registry, repository)
+      if (deps.usage) await markInUse(deps.usage, policy.registry, facts)
       return judge(facts, policy, deps.now)
     } catch (err) {
       // One unreadable repository must not hide the others; it deletes nothing and says why.
@@ -46,6 +52,7 @@ export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): 
         repository,
         totalTags: 0,
         expiredTags: 0,
+        keptInUse: 0,
         bytes: 0,
         verdicts: [],
         error: (err as Error).message,
@@ -67,6 +74,7 @@ export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): 
       tags: results.reduce((n, r) => n + r.totalTags, 0),
       expiredArtifacts: expired.length,
       expiredTags: results.reduce((n, r) => n + r.expiredTags, 0),
+      keptInUse: results.reduce((n, r) => n + r.keptInUse, 0),
       bytes: results.reduce((n, r) => n + r.bytes, 0),
     },
   }
@@ -106,6 +114,7 @@ function judge(facts: RepositoryFacts, policy: PolicyFields, now: Date): Reposit
     repository: facts.repository,
     totalTags: facts.totalTags,
     expiredTags: verdicts.filter((v) => v.decision === 'expire').reduce((n, v) => n + v.tags.length, 0),
+    keptInUse: verdicts.filter((v) => v.decidedBy === 'in-use').length,
     bytes,
     verdicts: verdicts.map((v) => {
       const artifact = byDigest.get(v.digest)
@@ -149,7 +158,7 @@ export function checkGuards(
   if (evaluation.expired.length > limits.maxCount) {
     reasons.push(`would delete ${evaluation.expired.length} manifests (limit ${limits.maxCount})`)
   }
-  return { tripped: reasons.length > 0, reasons, limits }
+  return { tripped: reasons.length > 0, reasons, limits, keptInUse: evaluation.counts.keptInUse ?? 0 }
 }
 
 export interface EvaluationDiff {

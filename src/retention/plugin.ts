@@ -33,6 +33,7 @@ export default fp<RetentionPluginOptions>(
         recordSightings: (registry, repository, tags) => recordSightings(app.db, registry, repository, tags),
       },
       (client, event) => app.notifier.notify(client, { ...event, data: jsonObject(event.data) }),
+      app.usage,
     )
     app.decorate('retention', service)
     const scheduler = new RetentionScheduler(app.db, service, config.retention.warnBeforeMinutes, app.log)
@@ -42,5 +43,5 @@ export default fp<RetentionPluginOptions>(
       app.addHook('onClose', async () => scheduler.stop())
     }
   },
-  { name: 'retention', dependencies: ['db', 'registries', 'deletions', 'notifications'] },
+  { name: 'retention', dependencies: ['db', 'registries', 'deletions', 'notifications', 'usage'] },
 )

@@ -14,7 +14,7 @@ import { compileTagPattern } from '../governance/index.js'
  * Counting conditions (`mostRecent`, `beyondCount`) count every artifact the rule selects, as ECR
  * and Harbor do. Verdicts are per artifact, so a digest shared by several tags is kept when any of
  * its tags is kept, and they are decided together; protected and held tags are always kept, and
- * so are the children of a kept index.
+ * so are what is in use (`inUse`) and the children of a kept index.
  */
 
 export type TimeBasis = 'push' | 'created' | 'pull'
@@ -72,6 +72,11 @@ export interface ArtifactFacts {
   pulledAt: Date | null
   /** Tags kept whatever the rules say, and why (protection rule, legal hold). */
   shielded: { tag: string | null; reason: string }[]
+  /**
+   * Why the artifact is in use (a cluster runs it, a workload names it or one of its tags, or its
+   * usage is unknown and counts as in use); absent when it is not. What is in use is never expired.
+   */
+  inUse?: string
 }
 
 export type Decision = 'keep' | 'expire'
@@ -295,6 +300,13 @@ export function evaluateRules(artifacts: ArtifactFacts[], set: RuleSet, now: Dat
         fact: `no rule decides it${missedBy.has(a.digest) ? ` (${missedBy.get(a.digest)})` : ''}; the policy default is ${set.default}`,
       })
     }
+  }
+  // What is in use is never expired. Only what the rules would expire is kept "by usage", so the
+  // preview and the run counts say how much usage held back.
+  for (const a of artifacts) {
+    const verdict = verdicts.get(a.digest) as ArtifactVerdict
+    if (a.inUse && verdict.decision === 'expire')
+      verdicts.set(a.digest, { ...verdict, decision: 'keep', decidedBy: 'in-use', fact: a.inUse })
   }
   keepIndexFamilies(artifacts, verdicts)
   return artifacts.map((a) => verdicts.get(a.digest) as ArtifactVerdict)

@@ -135,6 +135,9 @@ const CountsSchema = Type.Object({
   tags: Type.Integer(),
   expiredArtifacts: Type.Integer(),
   expiredTags: Type.Integer(),
+  keptInUse: Type.Optional(
+    Type.Integer({ description: 'Artifacts the rules would expire that are kept because they are in use' }),
+  ),
   bytes: Type.Number({ description: 'Bytes of blobs only expired manifests use (freed by the next GC)' }),
 })
 
@@ -148,6 +151,7 @@ const GuardSchema = Type.Object({
   tripped: Type.Boolean(),
   reasons: Type.Array(Type.String()),
   limits: Type.Object({ maxShare: Type.Number(), maxCount: Type.Integer() }),
+  keptInUse: Type.Optional(Type.Integer({ description: 'Manifests held back because they are in use' })),
 })
 
 const DiffSchema = Type.Object({
@@ -182,6 +186,7 @@ export const PreviewSchema = Type.Object(
         repository: Type.String(),
         totalTags: Type.Integer(),
         expiredTags: Type.Integer(),
+        keptInUse: Type.Integer(),
         bytes: Type.Number(),
         error: Type.Optional(Type.String()),
       }),

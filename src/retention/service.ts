@@ -33,6 +33,7 @@ import {
   setRunOutcome,
   updatePolicy,
 } from './sql.js'
+import type { UsageLookup } from './usage.js'
 
 export const RETENTION_RUN = 'retention.run'
 
@@ -141,6 +142,8 @@ export class RetentionService {
     private readonly activity: ActivitySource,
     /** Outbound notifications (policy.proposed, policy.warning), inside the caller's transaction. */
     private readonly notifier?: RetentionNotifier,
+    /** In-use awareness: what runs or is referenced is never expired. */
+    private readonly usage?: UsageLookup,
   ) {}
 
   async list(principal: Principal, filters: { team?: string; registry?: string }): Promise<PolicyView[]> {
@@ -488,6 +491,7 @@ export class RetentionService {
         now: new Date(),
         concurrency: this.config.concurrency,
         fanOut: this.config.fanOut,
+        ...(this.usage ? { usage: this.usage } : {}),
       },
       policy,
     )
@@ -524,6 +528,7 @@ export class RetentionService {
     const summary =
       `Policy ${policy.name} would delete ${plural(counts.expiredArtifacts, 'manifest')} (${plural(counts.expiredTags, 'tag')}) ` +
       `in ${touched} of ${plural(counts.repositories, 'repository', 'repositories')}, freeing ${formatBytes(counts.bytes)}` +
+      (counts.keptInUse ? `; ${plural(counts.keptInUse, 'manifest')} kept because in use` : '') +
       (guard.tripped ? `; a run would stop for an admin: ${guard.reasons.join('; ')}` : '') +
       (diff.against
         ? ` (${diff.newlyExpired.length} newly, ${diff.noLongerExpired.length} no longer since ${diff.against.kind} ${diff.against.id})`
@@ -662,7 +667,7 @@ export function toRunView(row: RunRow): RunView {
 
 function runSummary(row: RunRow): string {
   const what = row.counts
-    ? `${plural(row.counts.expiredArtifacts, 'manifest')} (${plural(row.counts.expiredTags, 'tag')}, ${formatBytes(row.counts.bytes)})`
+    ? `${plural(row.counts.expiredArtifacts, 'manifest')} (${plural(row.counts.expiredTags, 'tag')}, ${formatBytes(row.counts.bytes)}${row.counts.keptInUse ? `; ${row.counts.keptInUse} kept because in use` : ''})`
     : ''
   switch (row.state) {
     case 'queued':

@@ -44,6 +44,8 @@ export interface RunCounts {
   tags: number
   expiredArtifacts: number
   expiredTags: number
+  /** Artifacts the rules would expire that usage kept (absent in runs from before usage). */
+  keptInUse?: number
   bytes: number
 }
 
@@ -51,6 +53,8 @@ export interface GuardResult {
   tripped: boolean
   reasons: string[]
   limits: { maxShare: number; maxCount: number }
+  /** Manifests kept because they are in use: the run holds them back, whatever its limits. */
+  keptInUse?: number
 }
 
 export type RunState =

@@ -19,7 +19,20 @@ t.test('an empty governance section gets the documented defaults', async (t) => 
     teams: [],
     protections: [],
     approvals: { default: { count: 1, from: 'owning-team-approvers' }, rules: [], expireAfterHours: 168 },
+    inUse: { default: 'refuse', overrides: [] },
   })
+})
+
+t.test('governance.inUse: overrides are checked like protections, levels are a closed list', async (t) => {
+  const { config } = load({ inUse: { overrides: [{ repositories: 'payments/**', level: 'warn' }] } })
+  t.same(config?.inUse, {
+    default: 'refuse',
+    overrides: [{ registry: '*', repositories: 'payments/**', level: 'warn' }],
+  })
+  t.match(load({ inUse: { overrides: [{ repositories: 'a/[b', level: 'warn' }] } }).problems, [
+    /must be a glob/,
+  ])
+  t.ok(load({ inUse: { default: 'ignore' } }).problems.length > 0, 'an unknown level is refused')
 })
 
 t.test('a full governance section validates, with registry globs defaulting to *', async (t) => {

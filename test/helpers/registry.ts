@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID, sign, X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
@@ -6,10 +6,10 @@ import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import bcrypt from 'bcryptjs'
 import { request } from 'undici'
 import type { RegistryConfig } from '../../src/registries/config-schema.js'
+import { selfSignedCertificate } from './certificates.js'
 
 /**
  * Real `docker-registry` processes (Debian package, distribution 2.8.x, `docker-registry serve
@@ -19,7 +19,6 @@ import type { RegistryConfig } from '../../src/registries/config-schema.js'
  */
 
 const REGISTRY_BIN = process.env.REGENT_TEST_REGISTRY_BIN ?? '/usr/bin/docker-registry'
-const execFileAsync = promisify(execFile)
 
 export interface Teardownable {
   teardown(fn: () => unknown): void
@@ -360,26 +359,11 @@ export interface TokenServer {
 
 export async function startTokenServer(opts: TokenServerOptions = {}): Promise<TokenServer> {
   const dir = await mkdtemp(path.join(tmpdir(), 'regent-token-'))
-  const keyPath = path.join(dir, 'key.pem')
   const certPath = path.join(dir, 'cert.pem')
-  // Node cannot make an X.509 certificate; distribution's rootcertbundle needs one for the key.
-  await execFileAsync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    keyPath,
-    '-out',
-    certPath,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=regent-test-token-issuer',
-  ])
-  const key = await readFile(keyPath, 'utf8')
-  const certDer = new X509Certificate(await readFile(certPath)).raw.toString('base64')
+  // distribution's rootcertbundle needs a certificate for the key that signs the tokens.
+  const { key, cert } = await selfSignedCertificate('/CN=regent-test-token-issuer')
+  await writeFile(certPath, cert)
+  const certDer = new X509Certificate(cert).raw.toString('base64')
   const users = opts.users ?? {}
 
   const state = {

@@ -39,6 +39,7 @@ export async function setup(
     worker?: boolean
     retention?: object
     notifications?: object
+    usage?: object
     env?: Record<string, string>
   } = {},
 ) {
@@ -54,6 +55,7 @@ export async function setup(
     browse: { tagTtlMs: 0 },
     retention: options.retention ?? {},
     ...(options.notifications ? { notifications: options.notifications } : {}),
+    ...(options.usage ? { usage: options.usage } : {}),
   }
   const env = { REGENT_TEST_EVENTS_SECRET: EVENTS_SECRET, ...options.env }
   const app = await build(t, { databaseUrl, config, env })

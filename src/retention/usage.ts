@@ -1,0 +1,47 @@
+import type { UsageVerdict } from '../usage/index.js'
+import type { RepositoryFacts } from './facts.js'
+
+/** What retention needs of in-use awareness (src/usage's UsageService). */
+export interface UsageLookup {
+  usageOf(
+    registry: string,
+    repository: string,
+    candidates: { digest: string; tags: string[] }[],
+  ): Promise<Map<string, UsageVerdict>>
+  countsAsInUse(verdict: UsageVerdict): boolean
+  describe(verdict: UsageVerdict): string
+}
+
+/**
+ * Marks the artifacts of one repository that are in use, with the reason the preview shows. An
+ * index is in use when it or one of its children is (a pod may run one platform's manifest; the
+ * index's deletion would take it). Usage that is unknown counts as in use unless configured
+ * otherwise. One usage lookup per repository.
+ */
+export async function markInUse(usage: UsageLookup, registry: string, facts: RepositoryFacts): Promise<void> {
+  const candidates = new Map<string, string[]>()
+  for (const artifact of facts.artifacts) {
+    candidates.set(artifact.digest, artifact.tags)
+    for (const child of artifact.children) if (!candidates.has(child)) candidates.set(child, [])
+  }
+  if (candidates.size === 0) return
+  const verdicts = await usage.usageOf(
+    registry,
+    facts.repository,
+    [...candidates].map(([digest, tags]) => ({ digest, tags })),
+  )
+  for (const artifact of facts.artifacts) {
+    const own = verdicts.get(artifact.digest)
+    if (own && usage.countsAsInUse(own)) {
+      artifact.inUse = usage.describe(own)
+      continue
+    }
+    for (const child of artifact.children) {
+      const verdict = verdicts.get(child)
+      if (verdict && usage.countsAsInUse(verdict)) {
+        artifact.inUse = `its child ${child}: ${usage.describe(verdict)}`
+        break
+      }
+    }
+  }
+}

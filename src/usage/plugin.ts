@@ -1,0 +1,113 @@
+import fp from 'fastify-plugin'
+import { Counter, Gauge } from 'prom-client'
+import type { Config } from '../config.js'
+import { usageConfigProblems } from './config-schema.js'
+import { UsageScheduler } from './scheduler.js'
+import { type SourceView, UsageService } from './service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    usage: UsageService
+    usageScheduler: UsageScheduler
+  }
+}
+
+export interface UsagePluginOptions {
+  config: Config
+  /** Where inventory tokens named by `tokenEnv` are read (tests pass their own). */
+  env?: Record<string, string | undefined>
+  /** Run the sync timer in this process (every replica may: each slot syncs once). */
+  schedules: boolean
+}
+
+/**
+ * In-use awareness: the service deletion plans and retention ask, the sync schedule, and metrics
+ * per source. A source with a missing section, an unknown registry or an unset token variable
+ * stops the start, naming the key.
+ */
+export default fp<UsagePluginOptions>(
+  async (app, { config, env = process.env, schedules }) => {
+    const problems = usageConfigProblems(
+      config.usage,
+      config.registries.map((r) => r.name),
+    )
+    config.usage.sources.forEach((source, i) => {
+      const tokenEnv = source.inventory?.tokenEnv
+      if (tokenEnv && !env[tokenEnv])
+        problems.push(
+          `usage.sources[${i}].inventory.tokenEnv: the environment variable ${tokenEnv} is not set`,
+        )
+    })
+    if (problems.length > 0) throw new Error(`Invalid usage configuration:\n  - ${problems.join('\n  - ')}`)
+
+    // Syncs run in whichever replica's worker claims them: this counter is per process; the gauges
+    // below read the sources' status from Postgres, so every replica reports the same.
+    const syncs = new Counter({
+      name: 'regent_usage_syncs_total',
+      help: 'Usage source syncs run by this process, by source and outcome (succeeded, failed, superseded)',
+      labelNames: ['source', 'outcome'] as const,
+      registers: [app.metrics],
+    })
+    const service = new UsageService(app.db, config.usage, config.registries, {
+      env,
+      observe: (result) => syncs.inc({ source: result.source, outcome: result.outcome }),
+      tagsOf: async (registry, repository, digest) => {
+        const snapshot = await app.browse.snapshotRepository(registry, repository, {
+          fresh: true,
+          bodies: false,
+        })
+        return snapshot.tagsByDigest.get(digest) ?? []
+      },
+    })
+    app.decorate('usage', service)
+
+    if (config.usage.sources.length > 0) {
+      // The gauges read the sources' status from Postgres at scrape time, one query per scrape.
+      let cached: { at: number; views: Promise<SourceView[]> } | undefined
+      const views = (): Promise<SourceView[]> => {
+        if (!cached || Date.now() - cached.at > 1000)
+          cached = { at: Date.now(), views: service.sourceViews().catch(() => []) }
+        return cached.views
+      }
+      const gauge = (name: string, help: string, value: (view: SourceView) => number) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['source'] as const,
+          registers: [app.metrics],
+          async collect() {
+            for (const view of await views()) this.set({ source: view.name }, value(view))
+          },
+        })
+      gauge(
+        'regent_usage_source_last_success_timestamp_seconds',
+        'Start of the last successful sync of each usage source (0: never)',
+        (v) => (v.lastSuccessAt ? Date.parse(v.lastSuccessAt) / 1000 : 0),
+      )
+      gauge('regent_usage_source_stale', '1 while a usage source is past its staleness limit', (v) =>
+        v.stale ? 1 : 0,
+      )
+      gauge(
+        'regent_usage_source_sync_duration_seconds',
+        'Duration of the last sync of each usage source',
+        (v) => (v.lastSyncDurationMs ?? 0) / 1000,
+      )
+      gauge(
+        'regent_usage_source_references',
+        'References stored by the last successful sync of each usage source',
+        (v) => v.counts.references ?? 0,
+      )
+      gauge('regent_usage_source_last_sync_failed', '1 when the last sync of a usage source failed', (v) =>
+        v.lastOutcome === 'failed' ? 1 : 0,
+      )
+    }
+
+    const scheduler = new UsageScheduler(service, app.log)
+    app.decorate('usageScheduler', scheduler)
+    if (schedules) {
+      app.addHook('onReady', async () => scheduler.start())
+      app.addHook('preClose', async () => scheduler.stop())
+    }
+  },
+  { name: 'usage', dependencies: ['db', 'metrics', 'registries'] },
+)
