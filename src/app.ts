@@ -137,13 +137,13 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(metrics)
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
-  await app.register(deletionsPlugin, { config })
   const background = overrides.background !== false
   await app.register(usagePlugin, {
     config,
     schedules: background && config.worker,
     ...(overrides.env ? { env: overrides.env } : {}),
   })
+  await app.register(deletionsPlugin, { config })
   await app.register(gcPlugin, { schedules: background })
   await app.register(retentionPlugin, { config, schedules: background })
   await app.register(workerPlugin, {
@@ -156,6 +156,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         governance: config.governance,
         repositoryConcurrency: config.deletions.repositoryConcurrency,
         waveSize: config.deletions.waveSize,
+        usage: app.usage,
         ...(overrides.executionHooks ? { hooks: overrides.executionHooks } : {}),
         notify: async (id) => {
           await app.db.query('SELECT pg_notify($1, $2)', [DELETIONS_CHANNEL, id])

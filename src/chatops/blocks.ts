@@ -131,13 +131,17 @@ export function tagsMessage(
 
 /** The plan as chat reads it: what goes, which tags vanish with which digest, bytes, approvals. */
 function planBlocks(plan: Plan): Block[] {
-  const vanishing = plan.items.flatMap((item) =>
-    item.vanishingTags.length > 0
-      ? [
-          `• \`${mrkdwn(item.repository)}\`: ${item.vanishingTags.map((t) => `\`${mrkdwn(t)}\``).join(', ')} with ${shortDigest(item.digest)}`,
-        ]
-      : [`• \`${mrkdwn(item.repository)}\` ${shortDigest(item.digest)} (${item.action})`],
-  )
+  // In-use items first: they are what an approver most needs to see within the cut list.
+  const ordered = [...plan.items.filter((i) => i.inUse), ...plan.items.filter((i) => !i.inUse)]
+  const vanishing = ordered.map((item) => {
+    const what =
+      item.vanishingTags.length > 0
+        ? `• \`${mrkdwn(item.repository)}\`: ${item.vanishingTags.map((t) => `\`${mrkdwn(t)}\``).join(', ')} with ${shortDigest(item.digest)}`
+        : `• \`${mrkdwn(item.repository)}\` ${shortDigest(item.digest)} (${item.action})`
+    return item.inUse
+      ? `${what} :warning: ${item.inUse.status === 'unknown' ? '' : 'in use: '}${mrkdwn(item.inUse.reason)}`
+      : what
+  })
   const tagCount = plan.items.reduce((n, item) => n + item.vanishingTags.length, 0)
   const approvals =
     plan.approvals.count === 0

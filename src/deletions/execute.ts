@@ -25,6 +25,7 @@ import { type RepositorySession, withRepositoryLock } from './repository-lock.js
 import { loadRepositoryState } from './repository-state.js'
 import { type DeletionRow, getDeletion, setDeletionState } from './sql.js'
 import type { DeletionState } from './state-machine.js'
+import { type UsageGuard, usageChanges } from './usage-check.js'
 import { ALREADY_DELETED, type Judgement, judge, placeholderOf, protectionChange } from './verify.js'
 
 export const EXECUTE_DELETION = 'deletion.execute'
@@ -51,6 +52,8 @@ export interface ExecutionDeps {
   hooks?: ExecutionHooks
   /** Tells listeners (GraphQL subscriptions, other replicas) a request's progress changed. */
   notify?: (deletionId: string) => Promise<void>
+  /** In-use awareness: usage that appeared since approval stops an item like a new tag does. */
+  usage?: UsageGuard
   /** Garbage collection: jobs wait while a GC of their registry runs; finished ones schedule one. */
   gc?: DeletionGcHooks
   /** Emits the final state's notification inside the transaction that records it. */
@@ -181,7 +184,11 @@ async function runWave(run: Execution, session: RepositorySession, wave: ItemRow
     fresh: true,
     bodies: false,
   })
-  const judged = wave.map((item) => ({ item, judgement: judge(item, state) }))
+  const judged = await withUsage(
+    run,
+    repository,
+    wave.map((item) => ({ item, judgement: judge(item, state) })),
+  )
   const restore = await restoreData(run, judged)
 
   // The markers, with holds and protections read again under the holds lock; items that stop here
@@ -243,6 +250,40 @@ async function runWave(run: Execution, session: RepositorySession, wave: ItemRow
   }
   await session.transaction((db) => recordOutcomes(db, request, outcomes))
   await run.progress()
+}
+
+/** Items whose DELETE would now take an image something runs or names end plan_changed instead. */
+async function withUsage(
+  run: Execution,
+  repository: string,
+  judged: { item: ItemRow; judgement: Judgement }[],
+): Promise<{ item: ItemRow; judgement: Judgement }[]> {
+  if (!run.deps.usage) return judged
+  const sending = judged.flatMap(({ item, judgement }) =>
+    judgement.send
+      ? [
+          {
+            position: item.position,
+            digest: item.digest,
+            action: item.action,
+            tag: item.tag,
+            vanishing: judgement.vanishing,
+            approvedAsAdminOnly: approvedAsAdminOnly(run.request, item),
+          },
+        ]
+      : [],
+  )
+  const stopped = await usageChanges(
+    run.deps.usage,
+    run.deps.governance,
+    run.request.registry,
+    repository,
+    sending,
+  )
+  return judged.map(({ item, judgement }) => {
+    const result = stopped.get(item.position)
+    return result ? { item, judgement: { send: false, result } } : { item, judgement }
+  })
 }
 
 /**

@@ -103,6 +103,13 @@ const typeDefs = /* GraphQL */ `
     protection: Protection!
     note: String
     dangling: Boolean
+    inUse: ItemUsage
+  }
+  type ItemUsage {
+    status: String!
+    reason: String!
+    policy: String!
+    where: [UsageLocation!]!
   }
   type KeptManifest {
     repository: String!

@@ -48,6 +48,17 @@ export function deletionEvent(
         missingAdmins: view.approvals.missingAdmins,
       },
       progress: view.progress,
+      planChanged: view.planChanged,
+      // What approvers most need to know: items something still runs or names.
+      inUse: view.plan.items
+        .filter((i) => i.inUse)
+        .map((i) => ({
+          repository: i.repository,
+          tag: i.tag,
+          digest: i.digest,
+          reason: i.inUse!.reason,
+          policy: i.inUse!.policy,
+        })),
       expiresAt: view.expiresAt,
     }),
   }

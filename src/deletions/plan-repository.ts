@@ -11,6 +11,7 @@ import {
 import { placeholderFor } from './placeholder.js'
 import type { KeptManifest, Plan, PlanContext, PlanItem, PlanProblem, Target, Verb } from './plan.js'
 import { indexesUsing, loadRepositoryState, type RepositoryState, tagsOf } from './repository-state.js'
+import { applyUsageToPlan } from './usage-check.js'
 
 /**
  * One repository's part of a plan: the items, what stays and why, the problems that make the
@@ -80,6 +81,7 @@ export async function planRepository(
     checkIndexUse(repository, state, out.items, out.problems)
   }
   applyProtections(ctx, repository, out)
+  if (ctx.usage) await applyUsageToPlan(ctx.usage, ctx.governance, ctx.registry, repository, out)
   out.bytes = await estimateBytes(ctx, repository, state, out.items)
   out.summary = {
     repository,

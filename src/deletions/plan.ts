@@ -14,6 +14,7 @@ import type { BrowseService } from '../registries/browse-service.js'
 import { mapLimit } from '../registries/map-limit.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { planRepository } from './plan-repository.js'
+import type { ItemUsage, UsageGuard } from './usage-check.js'
 
 /**
  * The plan resolver. A plan pins every item to (repository, tag, digest) from a fresh look at the
@@ -54,6 +55,8 @@ export interface PlanItem {
    * the registry). `digest` is then the placeholder Regent pushes onto the tag to remove it.
    */
   dangling?: boolean
+  /** Something runs or names it (or its usage is unknown), and what governance makes of that. */
+  inUse?: ItemUsage
 }
 
 /** A manifest the request reaches that stays, and why (an index child with a tag of its own). */
@@ -74,6 +77,8 @@ export interface PlanProblem {
     | 'REGENT_LEGACY_TARGET'
     | 'REGENT_TAG_NOT_FOUND'
     | 'REGENT_NOTHING_TO_DELETE'
+    | 'REGENT_IN_USE'
+    | 'REGENT_USAGE_UNKNOWN'
   message: string
 }
 
@@ -103,6 +108,8 @@ export interface PlanContext {
    * reuse answers a few seconds old, as browsing does.
    */
   fresh: boolean
+  /** In-use awareness; without it (no usage feature) nothing is judged in use. */
+  usage?: UsageGuard
 }
 
 /** Repositories planned at once; the registry's own connection limit bounds the calls. */

@@ -24,6 +24,7 @@ export default fp<{ config: Config }>(
       config.governance,
       { maxAttempts: config.deletions.maxAttempts },
       app.notifier,
+      app.usage,
     )
     app.decorate('deletions', service)
     app.decorate('holds', new HoldsService(app.db))
@@ -38,5 +39,5 @@ export default fp<{ config: Config }>(
     timer.unref()
     app.addHook('onClose', async () => clearInterval(timer))
   },
-  { name: 'deletions', dependencies: ['db', 'registries', 'notifications'] },
+  { name: 'deletions', dependencies: ['db', 'registries', 'notifications', 'usage'] },
 )

@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { UsageLocationSchema } from '../usage/schemas.js'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()])
@@ -73,6 +74,17 @@ export const PlanItemSchema = Type.Object({
       description:
         'The registry lists the tag but it resolves to nothing; `digest` is the placeholder pushed onto it to remove it',
     }),
+  ),
+  inUse: Type.Optional(
+    Type.Object(
+      {
+        status: Type.Union([Type.Literal('in-use'), Type.Literal('unknown')]),
+        reason: Type.String({ description: 'One line: "running in prod/payments deploy/api, 3 pods"' }),
+        policy: Type.Union([Type.Literal('refuse'), Type.Literal('admin-only'), Type.Literal('warn')]),
+        where: Type.Array(UsageLocationSchema, { description: 'The places, strongest first (at most ten)' }),
+      },
+      { description: 'Something runs or names what this item deletes (or its usage is unknown)' },
+    ),
   ),
 })
 

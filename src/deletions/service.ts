@@ -52,6 +52,7 @@ import {
   setDeletionState,
 } from './sql.js'
 import { assertTransition, canTransition, type DeletionState } from './state-machine.js'
+import type { UsageGuard } from './usage-check.js'
 import { blockedNow } from './verify.js'
 import { type DeletionItemView, type DeletionView, toItemView, toView } from './views.js'
 
@@ -119,6 +120,8 @@ const PROBLEM_ERRORS: Record<PlanProblem['code'], (message: string) => Error> = 
   REGENT_TAG_NOT_FOUND: (m) =>
     Object.assign(new errors.NOTHING_TO_DELETE(m), { code: 'REGENT_TAG_NOT_FOUND', statusCode: 404 }),
   REGENT_NOTHING_TO_DELETE: (m) => new errors.NOTHING_TO_DELETE(m),
+  REGENT_IN_USE: (m) => new errors.IN_USE(m),
+  REGENT_USAGE_UNKNOWN: (m) => new errors.USAGE_UNKNOWN(m),
 }
 
 /**
@@ -133,6 +136,7 @@ export class DeletionService {
     private readonly governance: GovernanceConfig,
     private readonly execution: { maxAttempts: number },
     private readonly notifier?: Notifier,
+    private readonly usage?: UsageGuard,
   ) {}
 
   /** A plan without creating anything: the same resolver and checks as `create`. */
@@ -798,6 +802,7 @@ export class DeletionService {
         holds,
         now: new Date(),
         fresh: options.fresh,
+        ...(this.usage ? { usage: this.usage } : {}),
       },
       input.registry,
       input.verb,

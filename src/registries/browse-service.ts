@@ -39,6 +39,22 @@ export interface PlatformView {
   created?: string
 }
 
+/** Whether something runs or names a tag's image (set only when it does, or cannot be told). */
+export interface TagUsage {
+  status: 'in-use' | 'unknown'
+  reason: string
+}
+
+/**
+ * In-use awareness for tag answers, from the usage feature when it is present: one look-up per
+ * page. It answers per tag: what runs or names the digest, or names this very tag.
+ */
+export type TagUsageLookup = (
+  registry: string,
+  repository: string,
+  tags: { tag: string; digest: string }[],
+) => Promise<Map<string, TagUsage>>
+
 export interface TagView {
   name: string
   digest: string
@@ -49,6 +65,7 @@ export interface TagView {
   created?: string
   platforms?: PlatformView[]
   sharedWith: string[]
+  inUse?: TagUsage
 }
 
 export interface Page<T> {
@@ -95,6 +112,7 @@ export class BrowseService {
   private readonly listingCache = new Map<string, { names: string[]; expires: number }>()
   private readonly heads = new SingleFlight<TagHead | undefined>()
   private readonly pages = new SingleFlight<TagPage>()
+  private usage: TagUsageLookup | undefined
 
   constructor(
     private readonly registries: RegistrySet,
@@ -102,6 +120,11 @@ export class BrowseService {
     private readonly tagDigests: TagDigestCache,
     private readonly options: BrowseOptions,
   ) {}
+
+  /** Tag answers say what is in use once a usage feature provides the look-up. */
+  useUsage(lookup: TagUsageLookup): void {
+    this.usage = lookup
+  }
 
   async listRegistries(principal: Principal) {
     requireBrowse(principal)
@@ -216,6 +239,15 @@ export class BrowseService {
         }
       },
     )
+    const usage = await this.usage?.(
+      target.config.name,
+      repository,
+      items.map((item) => ({ tag: item.name, digest: item.digest })),
+    )
+    for (const item of items) {
+      const inUse = usage?.get(item.name)
+      if (inUse) (item as TagView).inUse = inUse
+    }
     return {
       items,
       nextCursor: more ? encodeCursor({ last: pageNames.at(-1)! }) : null,

@@ -68,7 +68,13 @@ const typeDefs = /* GraphQL */ `
     created: String
     platforms: [Platform!]
     sharedWith: [String!]!
+    "Set when something runs or names the image (or usage cannot be told)"
+    inUse: TagUsage
     manifest: Manifest!
+  }
+  type TagUsage {
+    status: String!
+    reason: String!
   }
   type Platform {
     digest: String!

@@ -76,6 +76,18 @@ export const TagSchema = Type.Object(
     created: Type.Optional(Type.String({ description: 'From the image config' })),
     platforms: Type.Optional(Type.Array(PlatformSchema)),
     sharedWith: Type.Array(Type.String(), { description: 'Other tags pointing at the same digest' }),
+    inUse: Type.Optional(
+      Type.Object(
+        {
+          status: Type.Union([Type.Literal('in-use'), Type.Literal('unknown')]),
+          reason: Type.String({ description: 'One line: "running in prod/payments deploy/api, 3 pods"' }),
+        },
+        {
+          description:
+            'Present when something runs or names the image (its digest, or this tag), or when usage cannot be told',
+        },
+      ),
+    ),
   },
   { $id: 'Tag', title: 'Tag' },
 )

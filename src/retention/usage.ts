@@ -1,16 +1,7 @@
-import type { UsageVerdict } from '../usage/index.js'
+import type { UsageLookup } from '../usage/index.js'
 import type { RepositoryFacts } from './facts.js'
 
-/** What retention needs of in-use awareness (src/usage's UsageService). */
-export interface UsageLookup {
-  usageOf(
-    registry: string,
-    repository: string,
-    candidates: { digest: string; tags: string[] }[],
-  ): Promise<Map<string, UsageVerdict>>
-  countsAsInUse(verdict: UsageVerdict): boolean
-  describe(verdict: UsageVerdict): string
-}
+export type { UsageLookup }
 
 /**
  * Marks the artifacts of one repository that are in use, with the reason the preview shows. An

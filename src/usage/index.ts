@@ -15,6 +15,7 @@ export {
   describeUsage,
   type UsageCandidate,
   type UsageLocation,
+  type UsageLookup,
   type UsageStatus,
   type UsageVerdict,
 } from './verdict.js'

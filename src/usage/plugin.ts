@@ -60,6 +60,32 @@ export default fp<UsagePluginOptions>(
       },
     })
     app.decorate('usage', service)
+    // Browsing shows what is in use: per tag, what runs or names its digest, or names that tag.
+    app.browse.useUsage(async (registry, repository, tags) => {
+      const out = new Map<string, { status: 'in-use' | 'unknown'; reason: string }>()
+      if (config.usage.sources.length === 0 || tags.length === 0) return out
+      const verdicts = await service.usageOf(
+        registry,
+        repository,
+        tags.map(({ tag, digest }) => ({ digest, tags: [tag] })),
+      )
+      for (const { tag, digest } of tags) {
+        const verdict = verdicts.get(digest)
+        if (!verdict) continue
+        const where = verdict.where.filter((l) => l.by !== 'tag' || l.reference === tag)
+        const own = {
+          ...verdict,
+          where,
+          status: verdict.status === 'in-use' && where.length === 0 ? 'unused' : verdict.status,
+        } as typeof verdict
+        if (service.countsAsInUse(own))
+          out.set(tag, {
+            status: own.status === 'unknown' ? 'unknown' : 'in-use',
+            reason: service.describe(own),
+          })
+      }
+      return out
+    })
 
     if (config.usage.sources.length > 0) {
       // The gauges read the sources' status from Postgres at scrape time, one query per scrape.

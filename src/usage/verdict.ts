@@ -41,6 +41,20 @@ export interface UsageVerdict {
   lastPulledAt: string | null
 }
 
+/**
+ * What other features need of in-use awareness (the UsageService): verdicts for one repository's
+ * candidates in one look-up, whether a verdict counts as in use, and the verdict in one line.
+ */
+export interface UsageLookup {
+  usageOf(
+    registry: string,
+    repository: string,
+    candidates: { digest: string; tags: string[] }[],
+  ): Promise<Map<string, UsageVerdict>>
+  countsAsInUse(verdict: UsageVerdict): boolean
+  describe(verdict: UsageVerdict): string
+}
+
 export interface UsageCandidate {
   digest: string
   /** The tags pointing at the digest now. */

@@ -3,6 +3,7 @@ import { cutList } from '../../src/chatops/blocks.js'
 import { parseCommand, tokenize } from '../../src/chatops/commands.js'
 import { slackSignature, verifySlackSignature } from '../../src/chatops/signature.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import type { ItemUsage } from '../../src/deletions/usage-check.js'
 
 t.test(
   'quoted parts stay whole, typographic quotes included; a quote inside a word is a letter',
@@ -98,4 +99,41 @@ t.test('a configured Slack user needs a Slack user id or an e-mail', async (t) =
   t.equal(config.chatops.slack.signingSecret, 'abcdefgh12345678')
   t.equal(config.chatops.slack.botToken, 'xoxb-12345678')
   t.same(config.chatops.slack.responseUrlOrigins, ['https://hooks.slack.com'])
+})
+
+t.test('a plan message lists in-use items first, saying where they run', async (t) => {
+  const { dryRunMessage } = await import('../../src/chatops/blocks.js')
+  const item = (tag: string, inUse?: ItemUsage) => ({
+    repository: 'payments/api',
+    tag,
+    digest: `sha256:${tag.padEnd(64, '0')}`,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    action: 'delete-manifest' as const,
+    vanishingTags: [tag],
+    bytes: 0,
+    protection: { level: 'none' as const },
+    ...(inUse ? { inUse } : {}),
+  })
+  const message = dryRunMessage({
+    registry: 'local',
+    verb: 'delete-manifest',
+    items: [
+      item('a1'),
+      item('b2', {
+        status: 'in-use',
+        reason: 'running in prod/payments deploy/api, 3 pods',
+        policy: 'warn',
+        where: [],
+      }),
+    ],
+    problems: [],
+    warnings: [],
+    bytesFreed: 0,
+    repositories: [],
+    approvals: { count: 0, from: [], adminCount: 0, reasons: [] },
+    hash: '0'.repeat(64),
+  })
+  const text = JSON.stringify(message.blocks)
+  t.match(text, /b2.*in use: running in prod\/payments deploy\/api, 3 pods/)
+  t.ok(text.indexOf('b2') < text.indexOf('a1'), 'the in-use item comes first')
 })
