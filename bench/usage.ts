@@ -6,6 +6,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { buildApp } from '../src/app.js'
+import { resolvePlan } from '../src/deletions/plan.js'
 import { RegistryClient } from '../src/oci/index.js'
 import { mapLimit } from '../src/registries/map-limit.js'
 import { inParallel, type PushedImage, pushImage } from '../test/helpers/fixtures.js'
@@ -112,6 +113,39 @@ runBench(async ({ db, registry }) => {
       `usageOf for the same ${TAGS} candidates (${inUse} in use): ${median(check).toFixed(1)} ms (median of ${ROUNDS})`,
     )
     log(`usage check / resolution: ${((median(check) / median(resolve)) * 100).toFixed(1)}% (goal: < 10%)`)
+
+    // The whole plan of a deletion of those 1,000 tags (the resolver a stored request runs: a fresh
+    // look at every tag), with and without the usage check, alternating.
+    const plan = (withUsage: boolean) =>
+      resolvePlan(
+        {
+          registries: app.registries,
+          browse: app.browse,
+          governance: config.governance,
+          holds: [],
+          now: new Date(),
+          fresh: true,
+          ...(withUsage ? { usage: app.usage } : {}),
+        },
+        'bench',
+        'delete-manifest',
+        [{ repository: 'bench/plan', tagPattern: 'build-*' }],
+      )
+    const plain: number[] = []
+    const guarded: number[] = []
+    let refused = 0
+    for (let round = 0; round < ROUNDS; round++) {
+      plain.push((await timed(() => plan(false))).ms)
+      const checked = await timed(() => plan(true))
+      guarded.push(checked.ms)
+      refused = checked.result.items.filter((i) => i.inUse).length
+    }
+    log(
+      `plan of ${TAGS} tags: ${median(plain).toFixed(0)} ms without the usage check, ${median(guarded).toFixed(0)} ms with it (${refused} items in use), median of ${ROUNDS}`,
+    )
+    log(
+      `plan with usage / without: +${((median(guarded) / median(plain) - 1) * 100).toFixed(1)}% (goal: < 10%)`,
+    )
   } finally {
     await app.close()
     child.stdin?.end()
