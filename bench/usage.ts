@@ -143,9 +143,8 @@ runBench(async ({ db, registry }) => {
     log(
       `plan of ${TAGS} tags: ${median(plain).toFixed(0)} ms without the usage check, ${median(guarded).toFixed(0)} ms with it (${refused} items in use), median of ${ROUNDS}`,
     )
-    log(
-      `plan with usage / without: +${((median(guarded) / median(plain) - 1) * 100).toFixed(1)}% (goal: < 10%)`,
-    )
+    const extra = (median(guarded) / median(plain) - 1) * 100
+    log(`plan with usage / without: ${extra >= 0 ? '+' : ''}${extra.toFixed(1)}% (goal: under +10%)`)
   } finally {
     await app.close()
     child.stdin?.end()
