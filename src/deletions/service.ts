@@ -22,9 +22,9 @@ import {
 } from '../governance/index.js'
 import { formatBytes } from '../http/format.js'
 import { enqueueJob } from '../jobs/index.js'
+import { decodeKeyset, keysetPage } from '../lib/paging.js'
 import type { Notifier } from '../notifications/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
-import { decodeCursor, encodeCursor } from '../registries/cursor.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { EXECUTE_DELETION } from './execute.js'
 import {
@@ -252,21 +252,15 @@ export class DeletionService {
   ): Promise<{ items: DeletionView[]; nextCursor: string | null }> {
     if (principal.roles.length === 0)
       throw new errors.FORBIDDEN('listing deletions needs at least the viewer role')
-    const after = decodeCursor(page.cursor, ['createdAt', 'id'])
+    const after = decodeKeyset(page.cursor)
     const rows = await listDeletions(
       this.pool,
       filters,
       isAdmin(principal) ? null : { person: personOf(principal), teams: principal.teams },
       { limit: page.limit + 1, ...(after ? { after } : {}) },
     )
-    const more = rows.length > page.limit
-    const pageRows = rows.slice(0, page.limit)
-    const last = pageRows.at(-1)
-    return {
-      items: await this.views(pageRows),
-      nextCursor:
-        more && last ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id }) : null,
-    }
+    const shown = keysetPage(rows, page.limit)
+    return { items: await this.views(shown.rows), nextCursor: shown.nextCursor }
   }
 
   async decide(

@@ -1,5 +1,6 @@
 import type { JsonObject } from '../audit/types.js'
 import type { Queryable } from '../db/pool.js'
+import { CREATED_KEY, type Keyset, type KeysetRow } from '../lib/paging.js'
 
 /** The statements of webhook deliveries, one function each (migration 009). */
 
@@ -140,17 +141,14 @@ export interface DeliveryFilters {
   subject?: string
 }
 
-/**
- * Newest first, keyset-paginated on (created_at, id). `created_key` is created_at with its
- * microseconds: a JS Date keeps milliseconds only, and a cursor cut to them would skip rows.
- */
+/** Newest first, keyset-paginated on (created_at, id) (src/lib/paging.ts). */
 export async function listDeliveries(
   db: Queryable,
   filters: DeliveryFilters,
-  page: { limit: number; after?: { createdAt: string; id: string } },
-): Promise<(DeliveryRow & { created_key: string })[]> {
-  const { rows } = await db.query<DeliveryRow & { created_key: string }>(
-    `SELECT *, to_json(created_at) #>> '{}' AS created_key FROM notification_deliveries
+  page: { limit: number; after?: Keyset },
+): Promise<(DeliveryRow & KeysetRow)[]> {
+  const { rows } = await db.query<DeliveryRow & KeysetRow>(
+    `SELECT *, ${CREATED_KEY} FROM notification_deliveries
      WHERE ($1::text IS NULL OR webhook = $1::text)
        AND ($2::text IS NULL OR state = $2::text)
        AND ($3::text IS NULL OR event_type = $3::text)
