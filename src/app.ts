@@ -30,6 +30,7 @@ import errorHandler from './http/error-handler.js'
 import openapi from './http/openapi.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
+import { AJV_OPTIONS } from './lib/validate.js'
 import metrics from './metrics/plugin.js'
 import {
   DELIVER_NOTIFICATION,
@@ -102,7 +103,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
     trustProxy: config.trustProxy,
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { allErrors: true } },
+    ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onRequest', async (request, reply) => {

@@ -27,6 +27,7 @@ import type { Notifier } from '../notifications/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { EXECUTE_DELETION } from './execute.js'
+import { cancelReason, creationInput, decisionInput } from './input.js'
 import {
   type ItemCounts,
   type ItemRow,
@@ -37,7 +38,7 @@ import {
   resetFailedItems,
 } from './items-sql.js'
 import { type DeletionNotificationType, deletionEvent } from './notifications.js'
-import { type Plan, type PlanProblem, resolvePlan, type Target, targetProblem, type Verb } from './plan.js'
+import { type Plan, type PlanProblem, resolvePlan, type Target, type Verb } from './plan.js'
 import {
   type ApprovalRow,
   type DeletionFilters,
@@ -134,8 +135,8 @@ export class DeletionService {
   ) {}
 
   /** A plan without creating anything: the same resolver and checks as `create`. */
-  async plan(principal: Principal, context: RequestContext, input: CreateDeletionInput): Promise<Plan> {
-    validateTargets(input)
+  async plan(principal: Principal, context: RequestContext, given: CreateDeletionInput): Promise<Plan> {
+    const input = creationInput(given)
     // Ownership depends only on config and the named repositories: refuse before any registry call.
     await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
     return this.resolve(input)
@@ -144,7 +145,7 @@ export class DeletionService {
   async create(
     principal: Principal,
     context: RequestContext,
-    input: CreateDeletionInput,
+    given: CreateDeletionInput,
     idempotencyKey?: string,
     /**
      * Sees the resolved plan before anything is stored and may throw to refuse it (a retention run
@@ -152,7 +153,7 @@ export class DeletionService {
      */
     options: { vetPlan?: (plan: Plan) => void } = {},
   ): Promise<{ deletion: DeletionView; created: boolean }> {
-    validateTargets(input)
+    const input = creationInput(given)
     const fingerprint = fingerprintOf(principal, input)
     if (idempotencyKey) {
       const existing = await findByIdempotencyKey(this.pool, principal.subject, idempotencyKey)
@@ -267,8 +268,9 @@ export class DeletionService {
     principal: Principal,
     context: RequestContext,
     id: string,
-    input: { decision: 'approve' | 'reject'; comment?: string; planHash?: string },
+    given: { decision: 'approve' | 'reject'; comment?: string; planHash?: string },
   ): Promise<DeletionView> {
+    const input = decisionInput(given)
     // Refusals are audited and committed, then thrown: the audit event must survive the refusal.
     const { row, refusal } = await withTransaction(this.pool, async (client) => {
       const current = await getDeletion(client, id, { forUpdate: true })
@@ -349,8 +351,9 @@ export class DeletionService {
     principal: Principal,
     context: RequestContext,
     id: string,
-    reason?: string,
+    given?: string,
   ): Promise<DeletionView> {
+    const reason = cancelReason(given)
     const { row, refusal } = await withTransaction(this.pool, async (client) => {
       const current = await getDeletion(client, id, { forUpdate: true })
       if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
@@ -628,13 +631,6 @@ export class DeletionService {
         counts.get(row.id),
       ),
     )
-  }
-}
-
-function validateTargets(input: CreateDeletionInput): void {
-  for (const target of input.targets) {
-    const problem = targetProblem(target, input.verb)
-    if (problem) throw new errors.VALIDATION(problem)
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js'
 import { CREATED_KEY, type Keyset, type KeysetRow } from '../lib/paging.js'
+import { assertUuid } from '../lib/validate.js'
 import type { Plan, Target, Verb } from './plan.js'
 import type { DeletionState } from './state-machine.js'
 
@@ -96,6 +97,7 @@ export async function getDeletion(
   id: string,
   options: { forUpdate?: boolean } = {},
 ): Promise<DeletionRow | undefined> {
+  assertUuid(id)
   const { rows } = await db.query<DeletionRow>(
     `SELECT * FROM deletion_requests WHERE id = $1::uuid${options.forUpdate ? ' FOR UPDATE' : ''}`,
     [id],

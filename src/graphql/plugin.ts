@@ -128,7 +128,7 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
   const status = original.statusCode ?? 500
   if (isRegentCode(original.code) && (status < 500 || original.code !== 'REGENT_INTERNAL')) {
     log.info({ err: original }, 'graphql request refused')
-    return [withCode(error, original.code)]
+    return [withCode(error, original.code, (original as { details?: unknown }).details)]
   }
   log.error({ err: original }, 'graphql resolver failed')
   return [
@@ -139,10 +139,11 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
   ]
 }
 
-function withCode(error: GraphQLError, code: string) {
+/** The error with its REGENT_* code (and, for a validation error, the same `details` as REST). */
+function withCode(error: GraphQLError, code: string, details?: unknown) {
   return new GraphQLError(error.message, {
     ...(error.nodes ? { nodes: error.nodes } : {}),
     ...(error.path ? { path: error.path } : {}),
-    extensions: { ...error.extensions, code },
+    extensions: { ...error.extensions, code, ...(details === undefined ? {} : { details }) },
   }).toJSON()
 }

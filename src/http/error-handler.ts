@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type ErrorBody, errors, isRegentCode } from '../errors.js'
+import { validationError } from '../lib/validate.js'
 
 /**
  * Maps every error to `{ error: { code, message, requestId } }`. 4xx messages are the caller's to
@@ -29,15 +30,12 @@ export function errorBody(
 
 function handleError(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err.validation) {
-    const details = err.validation.map((v) => ({
-      field: `${err.validationContext ?? 'body'}${v.instancePath.replaceAll('/', '.')}`.replace(/\.$/, ''),
-      message: v.message ?? 'is invalid',
-      ...(v.params && 'missingProperty' in v.params ? { missing: v.params.missingProperty } : {}),
-    }))
-    const summary = details.map((d) => `${d.field} ${d.message}`).join('; ')
+    const refused = validationError(err.validation, err.validationContext ?? 'body')
     return reply
       .code(400)
-      .send(errorBody(request, 'REGENT_VALIDATION', `Invalid request: ${summary}`, details))
+      .send(
+        errorBody(request, 'REGENT_VALIDATION', refused.message, (refused as { details?: unknown }).details),
+      )
   }
 
   const known = err.code ? FASTIFY_TO_REGENT[err.code] : undefined
