@@ -26,7 +26,8 @@ import gcUpdates from './gc/updates.js'
 import { holdRoutes } from './governance/holds-routes.js'
 import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
-import errorHandler from './http/error-handler.js'
+import errorHandler, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/error-handler.js'
+import inputGuard from './http/input-guard.js'
 import openapi from './http/openapi.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
@@ -103,7 +104,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
     trustProxy: config.trustProxy,
     bodyLimit: 1024 * 1024,
+    // A repository name is one URL-encoded path segment of up to 255 characters.
+    maxParamLength: MAX_PARAM_LENGTH,
     ajv: { customOptions: AJV_OPTIONS },
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onRequest', async (request, reply) => {
@@ -121,6 +126,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
 
   await app.register(errorHandler)
+  await app.register(inputGuard)
   await app.register(authPlugin, { config })
   await app.register(dbPlugin, {
     config,

@@ -63,6 +63,23 @@ const GraphqlSchema = Type.Object(
   {
     graphiql: Type.Boolean({ default: false }),
     maxDepth: Type.Integer({ minimum: 2, maximum: 50, default: 10 }),
+    maxCost: Type.Integer({
+      minimum: 1,
+      default: 25000,
+      description: 'Most field resolutions one query may ask for, counting every page as full',
+    }),
+    maxAliases: Type.Integer({ minimum: 0, default: 30 }),
+    maxRootFields: Type.Integer({ minimum: 1, default: 10 }),
+    timeoutMs: Type.Integer({
+      minimum: 100,
+      default: 30000,
+      description: 'Per request; its registry calls stop',
+    }),
+    introspection: Type.Optional(
+      Type.Boolean({
+        description: 'Default: on only for development (embedded database, generated JWT secret)',
+      }),
+    ),
   },
   { additionalProperties: false, default: {} },
 )

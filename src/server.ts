@@ -43,7 +43,13 @@ async function main() {
     if (!hasJwtKey(config)) {
       // Zero-setup development: a generated HS256 secret, kept beside the embedded database.
       const jwtSecret = await readOrCreateSecret(path.join(config.dataDir, 'jwt-secret'), 32)
-      config = { ...config, auth: { ...config.auth, jwtSecret } }
+      // This is what "development" means: the embedded database and a generated secret. Only
+      // there is GraphQL introspection on unless the config says otherwise.
+      config = {
+        ...config,
+        auth: { ...config.auth, jwtSecret },
+        graphql: { ...config.graphql, introspection: config.graphql.introspection ?? true },
+      }
       logger.info(
         'no JWT key configured: using a generated development secret. Mint a token with: npm run -s token -- --sub you --groups your-team --roles requester',
       )

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type ErrorBody, errors, isRegentCode } from '../errors.js'
@@ -63,6 +65,55 @@ function handleError(this: FastifyInstance, err: FastifyError, request: FastifyR
   }
   const internal = new errors.INTERNAL()
   return reply.code(internal.statusCode).send(errorBody(request, internal.code, internal.message))
+}
+
+/** Longest path parameter taken (Fastify answers longer ones through frameworkErrors, as 414). */
+export const MAX_PARAM_LENGTH = 1000
+
+/**
+ * Errors Fastify raises before a route is found (a URL that does not decode, a path segment above
+ * MAX_PARAM_LENGTH), answered in the same envelope as everything else.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const refused =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new errors.URI_TOO_LONG(MAX_PARAM_LENGTH)
+      : new errors.BAD_REQUEST('the URL is not valid')
+  request.log.info({ code: err.code }, 'request refused')
+  reply.code(refused.statusCode).send(errorBody(request, refused.code, refused.message))
+}
+
+const CLIENT_ERRORS: Record<string, InstanceType<(typeof errors)[keyof typeof errors]>> = {
+  HPE_HEADER_OVERFLOW: new errors.HEADERS_TOO_LARGE(),
+  ERR_HTTP_REQUEST_TIMEOUT: new errors.REQUEST_TIMEOUT(),
+}
+
+/**
+ * Node's HTTP parser refuses some requests before Fastify sees them (headers or URL above the
+ * 16 KiB header limit, a malformed request line, a request that took too long). The answer is
+ * written on the raw socket, still in the REGENT_* envelope; there is no request id yet, so one is
+ * made up for the log line and the answer.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const refused = (err.code && CLIENT_ERRORS[err.code]) || new errors.BAD_REQUEST('the request is malformed')
+  const requestId = randomUUID()
+  this.log.info({ code: err.code, requestId }, 'request refused by the HTTP parser')
+  const body = JSON.stringify({ error: { code: refused.code, message: refused.message, requestId } })
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${refused.statusCode} ${STATUS_TEXT[refused.statusCode] ?? 'Bad Request'}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(err)
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
 }
 
 export default fp(

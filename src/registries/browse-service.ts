@@ -9,6 +9,7 @@ import {
   parseManifest,
   parseReference,
 } from '../oci/index.js'
+import { abortable } from './abortable.js'
 import type { ContentCache, TagDigestCache, TagHead } from './content-cache.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import { mapLimit } from './map-limit.js'
@@ -98,9 +99,10 @@ export class BrowseService {
     principal: Principal,
     registry: string,
     query: { prefix?: string; limit: number; cursor?: string },
+    signal?: AbortSignal,
   ): Promise<Page<{ name: string }>> {
     requireBrowse(principal)
-    const { client } = this.registries.get(registry)
+    const { client } = abortable(this.registries.get(registry), signal)
     const after = decodeCursor(query.cursor, ['last'])?.last
     const prefix = query.prefix ?? ''
     // The catalog is sorted: start just before the prefix (a shorter string sorts first) and stop
@@ -131,9 +133,10 @@ export class BrowseService {
     registry: string,
     repository: string,
     query: { limit: number; cursor?: string },
+    signal?: AbortSignal,
   ): Promise<Page<TagView> & { sharedWithComplete: boolean }> {
     requireBrowse(principal)
-    const target = this.registries.get(registry)
+    const target = abortable(this.registries.get(registry), signal)
     assertRepository(repository)
     const after = decodeCursor(query.cursor, ['last'])?.last
     const names: string[] = []
@@ -176,9 +179,15 @@ export class BrowseService {
     }
   }
 
-  async getManifest(principal: Principal, registry: string, repository: string, reference: string) {
+  async getManifest(
+    principal: Principal,
+    registry: string,
+    repository: string,
+    reference: string,
+    signal?: AbortSignal,
+  ) {
     requireBrowse(principal)
-    const target = this.registries.get(registry)
+    const target = abortable(this.registries.get(registry), signal)
     assertRepository(repository)
     const ref = parseReference(reference)
     const digest =

@@ -5,6 +5,7 @@ import { withTransaction } from '../db/transaction.js'
 import type { DeletionService } from '../deletions/service.js'
 import { errors } from '../errors.js'
 import { parseCron } from '../gc/cron.js'
+import { globProblem } from '../governance/globs.js'
 import { activeHolds } from '../governance/holds.js'
 import type { GovernanceConfig } from '../governance/index.js'
 import { formatBytes, plural } from '../http/format.js'
@@ -553,6 +554,10 @@ export class RetentionService {
     const team = input.team ?? null
     if (team && !this.governance.teams.some((t) => t.name === team))
       problems.push(`team ${team} is not configured`)
+    for (const glob of input.repositories) {
+      const problem = globProblem(glob)
+      if (problem) problems.push(`repositories: ${JSON.stringify(glob)} is not a repository glob: ${problem}`)
+    }
     if (input.schedule) {
       try {
         parseCron(input.schedule)
