@@ -29,6 +29,7 @@ import { healthRoutes } from './health/routes.js'
 import errorHandler, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/error-handler.js'
 import inputGuard from './http/input-guard.js'
 import openapi from './http/openapi.js'
+import refusals from './http/refusals.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
 import { AJV_OPTIONS } from './lib/validate.js'
@@ -134,6 +135,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     migrate: overrides.migrate ?? true,
   })
   await app.register(metrics)
+  await app.register(refusals, { config })
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(deletionsPlugin, { config })
@@ -206,6 +208,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(retentionRoutes)
   await app.register(registryEventRoutes, {
     registries: config.registries,
+    rateLimit: config.publicRoutes.rateLimit,
     ...(overrides.env ? { env: overrides.env } : {}),
   })
   await app.register(slackRoutes, { config })

@@ -102,6 +102,28 @@ const DeletionsSchema = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+const PublicRoutesSchema = Type.Object(
+  {
+    rateLimit: Type.Object(
+      {
+        max: Type.Integer({
+          minimum: 1,
+          default: 300,
+          description: 'Requests per client address and window',
+        }),
+        windowMs: Type.Integer({ minimum: 1000, default: 60000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    refusalSummaryMs: Type.Integer({
+      minimum: 1000,
+      default: 300000,
+      description: 'Refused requests are audited as one summary per source per this window',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const ConfigSchema = Type.Object(
   {
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -117,6 +139,7 @@ export const ConfigSchema = Type.Object(
     registries: Type.Array(RegistryConfigSchema, { default: [] }),
     browse: BrowseSchema,
     graphql: GraphqlSchema,
+    publicRoutes: PublicRoutesSchema,
     governance: GovernanceConfigSchema,
     worker: Type.Boolean({ default: true, description: 'Run the job worker in this process' }),
     jobs: JobsConfigSchema,
