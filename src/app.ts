@@ -197,7 +197,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   })
   await app.register(openapi)
-  await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs })
+  await app.register(healthRoutes, {
+    probeTimeoutMs: config.browse.probeTimeoutMs,
+    readyTimeoutMs: config.database.readyTimeoutMs,
+  })
   await app.register(authRoutes)
   await app.register(registryRoutes)
   await app.register(deletionRoutes)

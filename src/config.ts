@@ -32,6 +32,11 @@ const DatabaseSchema = Type.Object(
     connectionTimeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
     idleTimeoutMs: Type.Integer({ minimum: 1000, default: 30000 }),
     statementTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: '0 disables it' }),
+    readyTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 2000,
+      description: 'How long /readyz waits for the database, on a connection of its own',
+    }),
   },
   { additionalProperties: false, default: {} },
 )

@@ -38,6 +38,11 @@ async function main() {
       port: config.embeddedPostgres.port,
       avoidPorts: [config.port],
       log: logger.child({ component: 'embedded-postgres' }),
+      onGiveUp: (err) => {
+        logger.fatal({ code: err.code }, err.message)
+        process.stderr.write(`regent: ${err.code}: ${err.message}\n`)
+        process.exit(1)
+      },
     })
     config = { ...config, databaseUrl: embedded.url }
     if (!hasJwtKey(config)) {
@@ -87,6 +92,12 @@ async function hasPinoPretty(): Promise<boolean> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`regent: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`)
+  // A catalogued startup error says what to do in its message; anything else keeps its stack.
+  const code = (err as { code?: unknown }).code
+  process.stderr.write(
+    typeof code === 'string' && code.startsWith('REGENT_')
+      ? `regent: ${code}: ${(err as Error).message}\n`
+      : `regent: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`,
+  )
   process.exit(1)
 })

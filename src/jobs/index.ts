@@ -1,4 +1,4 @@
-export { type BackoffOptions, backoffCeiling, backoffDelay } from './backoff.js'
+export { type BackoffOptions, backoffCeiling, backoffDelay } from '../lib/backoff.js'
 export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
 export { jobErrors } from './errors.js'
 export { jobRoutes } from './routes.js'
