@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -6,63 +5,32 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createSigner } from 'fast-jwt'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { freePort } from '../../src/db/embedded.js'
 import { RegistryClient } from '../../src/oci/index.js'
 import { createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
+import {
+  type RunningServer as Running,
+  startServer as startProcess,
+  waitReady as waitUntilReady,
+} from '../helpers/server-process.js'
 
 /**
  * Losing the database fails operations, never the process: the real process (`node dist/server.js`)
  * runs deletion jobs while every one of its connections is terminated, or while its embedded
  * postmaster is killed. It stays up, /readyz tells the outage, and every job finishes once after.
  */
-const serverJs = new URL('../../dist/server.js', import.meta.url).pathname
-
-interface Running {
-  child: ChildProcess
-  port: number
-  output: () => string
-  exited: Promise<{ code: number | null }>
-}
-
 async function startServer(t: Test, env: Record<string, string>): Promise<Running> {
-  const port = await freePort()
-  const { DATABASE_URL: _ignored, ...base } = process.env
-  const child = spawn(process.execPath, [serverJs], {
-    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => {
-    out += d
-  })
-  child.stderr!.on('data', (d) => {
-    out += d
-  })
-  const exited = new Promise<{ code: number | null }>((resolve) =>
-    child.on('exit', (code) => resolve({ code })),
-  )
+  const server = await startProcess(env)
   t.teardown(() => {
-    child.kill('SIGKILL')
+    server.child.kill('SIGKILL')
   })
-  return { child, port, output: () => out, exited }
+  return server
 }
 
 const url = (server: Running, p: string) => `http://127.0.0.1:${server.port}${p}`
-
-async function waitReady(server: Running, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) throw new Error(`server exited early:\n${server.output()}`)
-    try {
-      if ((await fetch(url(server, '/readyz'))).status === 200) return
-    } catch {}
-    await sleep(200)
-  }
-  throw new Error(`server not ready in time:\n${server.output().slice(-3000)}`)
-}
+const waitReady = (server: Running) => waitUntilReady(server, 90_000)
 
 /** A config file: one registry (behind the fault proxy), payments deletes its own without approval. */
 function configFile(dir: string, registryUrl: string): string {

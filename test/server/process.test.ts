@@ -1,57 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { freePort, isAlive } from '../../src/db/embedded.js'
+import { isAlive } from '../../src/db/embedded.js'
 import { createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
-
-/**
- * These tests run the real process (`node dist/server.js`, what `npm start` and the image run):
- * signals, the embedded database's lifecycle and exit codes only exist there.
- */
-const serverJs = new URL('../../dist/server.js', import.meta.url).pathname
-
-interface Running {
-  child: ChildProcess
-  port: number
-  output: () => string
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
-async function startServer(env: Record<string, string>): Promise<Running> {
-  const port = await freePort()
-  const { DATABASE_URL: _ignored, ...base } = process.env
-  const child = spawn(process.execPath, [serverJs], {
-    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout!.on('data', (d) => {
-    out += d
-  })
-  child.stderr!.on('data', (d) => {
-    out += d
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  )
-  return { child, port, output: () => out, exited }
-}
-
-async function waitReady(server: Running, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) throw new Error(`server exited early:\n${server.output()}`)
-    try {
-      const res = await fetch(`http://127.0.0.1:${server.port}/readyz`)
-      if (res.status === 200) return
-    } catch {}
-    await sleep(200)
-  }
-  throw new Error(`server not ready in time:\n${server.output()}`)
-}
+import { type RunningServer as Running, startServer, waitReady } from '../helpers/server-process.js'
 
 function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
