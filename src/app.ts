@@ -26,6 +26,7 @@ import gcUpdates from './gc/updates.js'
 import { holdRoutes } from './governance/holds-routes.js'
 import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
+import { HOUSEKEEPING_PURGE, housekeepingPlugin } from './housekeeping/index.js'
 import errorHandler, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/error-handler.js'
 import inputGuard from './http/input-guard.js'
 import openapi from './http/openapi.js'
@@ -142,6 +143,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const background = overrides.background !== false
   await app.register(gcPlugin, { schedules: background })
   await app.register(retentionPlugin, { config, schedules: background })
+  await app.register(housekeepingPlugin, { config, schedules: background })
   await app.register(workerPlugin, {
     config: background ? config : { ...config, worker: false },
     handlers: {
@@ -180,6 +182,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         return app.retention.warn(policyId, new Date(slot))
       },
       [DELIVER_NOTIFICATION]: app.notificationDelivery,
+      [HOUSEKEEPING_PURGE]: async () => app.housekeeping.purge(),
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml'
 import { AuthConfigSchema } from './auth/config-schema.js'
 import { ChatopsConfigSchema } from './chatops/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
+import { HousekeepingConfigSchema } from './housekeeping/config-schema.js'
 import { JobsConfigSchema } from './jobs/config-schema.js'
 import { NotificationsConfigSchema } from './notifications/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
@@ -152,6 +153,7 @@ export const ConfigSchema = Type.Object(
     retention: RetentionConfigSchema,
     chatops: ChatopsConfigSchema,
     notifications: NotificationsConfigSchema,
+    housekeeping: HousekeepingConfigSchema,
   },
   { additionalProperties: false },
 )

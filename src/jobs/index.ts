@@ -21,6 +21,8 @@ export {
   heartbeat,
   type JobFilters,
   listJobs,
+  type PurgeOptions,
+  purgeFinishedJobs,
   releaseJobs,
   updateProgress,
 } from './sql.js'

@@ -168,3 +168,29 @@ export async function listDeliveries(
   )
   return rows
 }
+
+/**
+ * Deletes delivered deliveries older than `finishedBefore` or beyond the newest `keep`, and failed
+ * ones older than `finishedBefore` (until then they stay listable and can be redelivered); pending
+ * ones are never touched. Returns how many went.
+ */
+export async function purgeDeliveries(
+  db: Queryable,
+  options: { finishedBefore: Date; keep: number; limit: number },
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `WITH finished AS (
+       SELECT id, state, coalesce(delivered_at, failed_at, updated_at) AS ended,
+              row_number() OVER (PARTITION BY state = 'delivered'
+                                 ORDER BY coalesce(delivered_at, failed_at, updated_at) DESC, id DESC) AS nth
+       FROM notification_deliveries WHERE state IN ('delivered', 'failed')
+     ), doomed AS (
+       SELECT id FROM finished
+       WHERE ended < $1::timestamptz OR (state = 'delivered' AND nth > $2::integer)
+       ORDER BY ended LIMIT $3::integer
+     )
+     DELETE FROM notification_deliveries d USING doomed WHERE d.id = doomed.id`,
+    [options.finishedBefore, options.keep, options.limit],
+  )
+  return rowCount ?? 0
+}
