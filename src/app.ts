@@ -90,16 +90,47 @@ export const LOG_REDACT = [
   '*.botToken',
 ]
 
+/** A token in a query string (only a WebSocket client sends one) is cut out of logged URLs. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]access_token=)[^&#]*/gi, '$1[redacted]')
+}
+
+/** Fastify's request serializer, with the URL redacted. */
+export const LOG_SERIALIZERS = {
+  req(request: {
+    method: string
+    url: string
+    host?: string
+    ip?: string
+    socket?: { remotePort?: number }
+  }) {
+    return {
+      method: request.method,
+      url: redactUrl(request.url),
+      host: request.host,
+      remoteAddress: request.ip,
+      remotePort: request.socket?.remotePort,
+    }
+  },
+}
+
 /**
  * Builds the whole service as one Fastify instance. It never listens: server.ts does that, and tests
  * call `inject`. Plugins register in dependency order: database, then cross-cutting HTTP plugins,
  * then the feature routes.
  */
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
+  const logger = overrides.logger ?? false
   const app = Fastify({
+    // Whoever made the logger, requests are logged through the redacting serializer.
     ...(overrides.loggerInstance
-      ? { loggerInstance: overrides.loggerInstance }
-      : { logger: overrides.logger ?? false }),
+      ? { loggerInstance: overrides.loggerInstance.child({}, { serializers: LOG_SERIALIZERS }) }
+      : {
+          logger:
+            logger && typeof logger === 'object'
+              ? { ...logger, serializers: { ...logger.serializers, ...LOG_SERIALIZERS } }
+              : logger,
+        }),
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
@@ -209,7 +240,21 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(deletionRoutes)
   await app.register(holdRoutes)
   await app.register(auditRoutes)
-  await app.register(jobRoutes)
+  await app.register(jobRoutes, {
+    visibility: {
+      [EXECUTE_DELETION]: (principal, job) =>
+        app.deletions.get(principal, (job.payload as { deletionId: string }).deletionId).then(
+          () => true,
+          () => false,
+        ),
+      // GC runs are listed for every role, so are the jobs running them.
+      [GC_RUN]: async (principal) => principal.roles.length > 0,
+      [RETENTION_RUN]: (principal, job) =>
+        app.retention.runVisibleTo(principal, (job.payload as { runId: string }).runId),
+      [RETENTION_WARN]: (principal, job) =>
+        app.retention.policyVisibleTo(principal, (job.payload as { policyId: string }).policyId),
+    },
+  })
   await app.register(gcRoutes)
   await app.register(retentionRoutes)
   await app.register(registryEventRoutes, {

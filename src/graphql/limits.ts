@@ -162,6 +162,12 @@ export function envelopeProblem(method: string, body: unknown, query: unknown): 
     return method === 'GET' ? 'the query string holds no query' : 'the body must be a JSON object'
   const { query: text, variables, operationName, extensions } = envelope as Record<string, unknown>
   if (typeof text !== 'string' || text.trim() === '') return '`query` must be a non-empty string'
+  // Mercurius takes a query that is not GraphQL but parses as JSON for a pre-parsed document and
+  // fails on it later; no client of Regent sends one.
+  try {
+    JSON.parse(text)
+    return '`query` must be GraphQL text'
+  } catch {}
   if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
     return '`operationName` must be a string'
   if (method === 'GET') {

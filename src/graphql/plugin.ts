@@ -6,6 +6,7 @@ import type { Principal } from '../auth/principal.js'
 import type { Config } from '../config.js'
 import { errors, isRegentCode } from '../errors.js'
 import { refuseBadInput } from '../http/input-guard.js'
+import { requestContext } from '../http/request-context.js'
 import {
   assertLiteralsTakeable,
   assertWithinLimits,
@@ -96,7 +97,7 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
           principal: request.principal,
           requestId: request.id,
           sourceIp: request.ip,
-          userAgent: request.headers['user-agent'],
+          userAgent: requestContext(request).userAgent,
           signal: new AbortController().signal,
         }),
       },
@@ -104,7 +105,7 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
         principal: request.principal,
         requestId: request.id,
         sourceIp: request.ip,
-        userAgent: request.headers['user-agent'],
+        userAgent: requestContext(request).userAgent,
         signal: requestSignal(reply, config.graphql.timeoutMs),
       }),
       errorFormatter: (execution, context) => {

@@ -3,7 +3,7 @@ export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
 export { jobErrors } from './errors.js'
 export { jobRoutes } from './routes.js'
 export { type JobView, JobViewSchema } from './schemas.js'
-export { jobView, viewJob } from './service.js'
+export { type JobVisibility, jobView, viewJob } from './service.js'
 export {
   CLAIM_LOCK_KEY,
   type ClaimOptions,
