@@ -1,9 +1,9 @@
 import { connect } from 'node:net'
-import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import t from 'tap'
 import { authHeaders, build } from '../helper.js'
+import { logSink } from '../helpers/log-sink.js'
 
 /** What Node or Fastify refuse before a route runs still answers in the REGENT_* envelope. */
 
@@ -72,13 +72,7 @@ t.test('a body over 1 MiB is 413 REGENT_BODY_TOO_LARGE', async (t) => {
 })
 
 t.test('a token in the query string is refused, and never logged', async (t) => {
-  const lines: string[] = []
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(chunk.toString())
-      done()
-    },
-  })
+  const { lines, sink } = logSink()
   const app = await build(t, { loggerInstance: pino({ level: 'info' }, sink) })
   const token = 'eyJhbGciOiJIUzI1NiJ9.canary-token-in-query.sig'
   const res = await app.inject({ url: `/v1/me?access_token=${token}&x=1` })

@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { pino } from 'pino'
 import t from 'tap'
 import { RITA, signed, slackConfig } from '../chatops/support.js'
 import { build } from '../helper.js'
 import { startCaptureServer } from '../helpers/capture-server.js'
+import { logSink } from '../helpers/log-sink.js'
 import {
   EVENTS_MEDIA_TYPE,
   eventRegistries,
@@ -62,13 +62,7 @@ t.test(
   async (t) => {
     const capture = await startCaptureServer()
     t.teardown(capture.stop)
-    const lines: string[] = []
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(chunk.toString())
-        done()
-      },
-    })
+    const { lines, sink } = logSink()
     const app = await build(t, {
       loggerInstance: pino({ level: 'warn' }, sink),
       env: { [SECRET_ENV]: SECRET },
