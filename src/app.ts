@@ -27,11 +27,15 @@ import gcUpdates from './gc/updates.js'
 import { holdRoutes } from './governance/holds-routes.js'
 import graphql from './graphql/plugin.js'
 import { healthRoutes } from './health/routes.js'
-import errorHandler from './http/error-handler.js'
+import { HOUSEKEEPING_PURGE, housekeepingPlugin } from './housekeeping/index.js'
+import errorHandler, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/error-handler.js'
+import inputGuard from './http/input-guard.js'
 import openapi from './http/openapi.js'
+import refusals from './http/refusals.js'
 import { NonRetryableJobError } from './jobs/index.js'
 import workerPlugin from './jobs/plugin.js'
 import { jobRoutes } from './jobs/routes.js'
+import { AJV_OPTIONS } from './lib/validate.js'
 import metrics from './metrics/plugin.js'
 import {
   DELIVER_NOTIFICATION,
@@ -94,23 +98,58 @@ export const LOG_REDACT = [
   '*.botToken',
 ]
 
+/** A token in a query string (only a WebSocket client sends one) is cut out of logged URLs. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]access_token=)[^&#]*/gi, '$1[redacted]')
+}
+
+/** Fastify's request serializer, with the URL redacted. */
+export const LOG_SERIALIZERS = {
+  req(request: {
+    method: string
+    url: string
+    host?: string
+    ip?: string
+    socket?: { remotePort?: number }
+  }) {
+    return {
+      method: request.method,
+      url: redactUrl(request.url),
+      host: request.host,
+      remoteAddress: request.ip,
+      remotePort: request.socket?.remotePort,
+    }
+  },
+}
+
 /**
  * Builds the whole service as one Fastify instance. It never listens: server.ts does that, and tests
  * call `inject`. Plugins register in dependency order: database, then cross-cutting HTTP plugins,
  * then the feature routes.
  */
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
+  const logger = overrides.logger ?? false
   const app = Fastify({
+    // Whoever made the logger, requests are logged through the redacting serializer.
     ...(overrides.loggerInstance
-      ? { loggerInstance: overrides.loggerInstance }
-      : { logger: overrides.logger ?? false }),
+      ? { loggerInstance: overrides.loggerInstance.child({}, { serializers: LOG_SERIALIZERS }) }
+      : {
+          logger:
+            logger && typeof logger === 'object'
+              ? { ...logger, serializers: { ...logger.serializers, ...LOG_SERIALIZERS } }
+              : logger,
+        }),
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
     },
     trustProxy: config.trustProxy,
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { allErrors: true } },
+    // A repository name is one URL-encoded path segment of up to 255 characters.
+    maxParamLength: MAX_PARAM_LENGTH,
+    ajv: { customOptions: AJV_OPTIONS },
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onRequest', async (request, reply) => {
@@ -128,6 +167,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
 
   await app.register(errorHandler)
+  await app.register(inputGuard)
   await app.register(authPlugin, { config })
   await app.register(dbPlugin, {
     config,
@@ -135,6 +175,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     migrate: overrides.migrate ?? true,
   })
   await app.register(metrics)
+  await app.register(refusals, { config })
   await app.register(registriesPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   await app.register(notificationsPlugin, { config, ...(overrides.env ? { env: overrides.env } : {}) })
   const background = overrides.background !== false
@@ -146,6 +187,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(deletionsPlugin, { config })
   await app.register(gcPlugin, { schedules: background })
   await app.register(retentionPlugin, { config, schedules: background })
+  await app.register(housekeepingPlugin, { config, schedules: background })
   await app.register(workerPlugin, {
     config: background ? config : { ...config, worker: false },
     handlers: {
@@ -193,6 +235,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         if (result.outcome === 'failed') throw new NonRetryableJobError(result.error ?? 'the sync failed')
         return result
       },
+      [HOUSEKEEPING_PURGE]: async () => app.housekeeping.purge(),
     },
     onFailed: async (client, job) => {
       if (job.kind === EXECUTE_DELETION) {
@@ -211,18 +254,37 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   })
   await app.register(openapi)
   const steps = nextSteps(config)
-  await app.register(healthRoutes, { probeTimeoutMs: config.browse.probeTimeoutMs, nextSteps: steps })
+  await app.register(healthRoutes, {
+    probeTimeoutMs: config.browse.probeTimeoutMs,
+    readyTimeoutMs: config.database.readyTimeoutMs,
+    nextSteps: steps,
+  })
   await app.register(onboardingRoutes, { graphiql: config.graphql.graphiql, nextSteps: steps })
   await app.register(authRoutes)
   await app.register(registryRoutes)
   await app.register(deletionRoutes)
   await app.register(holdRoutes)
   await app.register(auditRoutes)
-  await app.register(jobRoutes)
+  await app.register(jobRoutes, {
+    visibility: {
+      [EXECUTE_DELETION]: (principal, job) =>
+        app.deletions.get(principal, (job.payload as { deletionId: string }).deletionId).then(
+          () => true,
+          () => false,
+        ),
+      // GC runs are listed for every role, so are the jobs running them.
+      [GC_RUN]: async (principal) => principal.roles.length > 0,
+      [RETENTION_RUN]: (principal, job) =>
+        app.retention.runVisibleTo(principal, (job.payload as { runId: string }).runId),
+      [RETENTION_WARN]: (principal, job) =>
+        app.retention.policyVisibleTo(principal, (job.payload as { policyId: string }).policyId),
+    },
+  })
   await app.register(gcRoutes)
   await app.register(retentionRoutes)
   await app.register(registryEventRoutes, {
     registries: config.registries,
+    rateLimit: config.publicRoutes.rateLimit,
     ...(overrides.env ? { env: overrides.env } : {}),
   })
   await app.register(slackRoutes, { config })

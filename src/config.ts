@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml'
 import { AuthConfigSchema } from './auth/config-schema.js'
 import { ChatopsConfigSchema } from './chatops/config-schema.js'
 import { GovernanceConfigSchema } from './governance/config-schema.js'
+import { HousekeepingConfigSchema } from './housekeeping/config-schema.js'
 import { JobsConfigSchema } from './jobs/config-schema.js'
 import { NotificationsConfigSchema } from './notifications/config-schema.js'
 import { RegistryConfigSchema } from './registries/config-schema.js'
@@ -34,6 +35,11 @@ const DatabaseSchema = Type.Object(
     connectionTimeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
     idleTimeoutMs: Type.Integer({ minimum: 1000, default: 30000 }),
     statementTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: '0 disables it' }),
+    readyTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 2000,
+      description: 'How long /readyz waits for the database, on a connection of its own',
+    }),
   },
   { additionalProperties: false, default: {} },
 )
@@ -65,6 +71,23 @@ const GraphqlSchema = Type.Object(
   {
     graphiql: Type.Boolean({ default: false }),
     maxDepth: Type.Integer({ minimum: 2, maximum: 50, default: 10 }),
+    maxCost: Type.Integer({
+      minimum: 1,
+      default: 25000,
+      description: 'Most field resolutions one query may ask for, counting every page as full',
+    }),
+    maxAliases: Type.Integer({ minimum: 0, default: 30 }),
+    maxRootFields: Type.Integer({ minimum: 1, default: 10 }),
+    timeoutMs: Type.Integer({
+      minimum: 100,
+      default: 30000,
+      description: 'Per request; its registry calls stop',
+    }),
+    introspection: Type.Optional(
+      Type.Boolean({
+        description: 'Default: on only for development (embedded database, generated JWT secret)',
+      }),
+    ),
   },
   { additionalProperties: false, default: {} },
 )
@@ -94,6 +117,28 @@ const DeletionsSchema = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+const PublicRoutesSchema = Type.Object(
+  {
+    rateLimit: Type.Object(
+      {
+        max: Type.Integer({
+          minimum: 1,
+          default: 300,
+          description: 'Requests per client address and window',
+        }),
+        windowMs: Type.Integer({ minimum: 1000, default: 60000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    refusalSummaryMs: Type.Integer({
+      minimum: 1000,
+      default: 300000,
+      description: 'Refused requests are audited as one summary per source per this window',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const ConfigSchema = Type.Object(
   {
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -109,6 +154,7 @@ export const ConfigSchema = Type.Object(
     registries: Type.Array(RegistryConfigSchema, { default: [] }),
     browse: BrowseSchema,
     graphql: GraphqlSchema,
+    publicRoutes: PublicRoutesSchema,
     governance: GovernanceConfigSchema,
     worker: Type.Boolean({ default: true, description: 'Run the job worker in this process' }),
     jobs: JobsConfigSchema,
@@ -118,6 +164,7 @@ export const ConfigSchema = Type.Object(
     notifications: NotificationsConfigSchema,
     ui: UiConfigSchema,
     usage: UsageConfigSchema,
+    housekeeping: HousekeepingConfigSchema,
   },
   { additionalProperties: false },
 )

@@ -19,6 +19,28 @@ export const errors = {
   BAD_JSON: createError('REGENT_BAD_JSON', 'Request body is not valid JSON', 400),
   UNSUPPORTED_MEDIA_TYPE: createError('REGENT_UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type: %s', 415),
   BODY_TOO_LARGE: createError('REGENT_BODY_TOO_LARGE', 'Request body is too large', 413),
+  BAD_REQUEST: createError('REGENT_BAD_REQUEST', 'Bad request: %s', 400),
+  URI_TOO_LONG: createError('REGENT_URI_TOO_LONG', 'A path segment is longer than %s characters', 414),
+  HEADERS_TOO_LARGE: createError(
+    'REGENT_HEADERS_TOO_LARGE',
+    'The request line and headers are too large',
+    431,
+  ),
+  REQUEST_TIMEOUT: createError('REGENT_REQUEST_TIMEOUT', 'The request did not arrive in time', 408),
+  TOKEN_IN_QUERY: createError(
+    'REGENT_TOKEN_IN_QUERY',
+    'Tokens are not taken from the query string (they end up in logs and proxies): send Authorization: Bearer',
+    400,
+  ),
+  RATE_LIMITED: createError('REGENT_RATE_LIMITED', 'Too many requests: try again in %s seconds', 429),
+  BAD_GRAPHQL: createError('REGENT_BAD_GRAPHQL', 'Not a GraphQL request: %s', 400),
+  GRAPHQL_TOO_COMPLEX: createError('REGENT_GRAPHQL_TOO_COMPLEX', 'The query is too costly: %s', 400),
+  GRAPHQL_INTROSPECTION_DISABLED: createError(
+    'REGENT_GRAPHQL_INTROSPECTION_DISABLED',
+    'Introspection is turned off on this server (graphql.introspection)',
+    400,
+  ),
+  GRAPHQL_TIMEOUT: createError('REGENT_GRAPHQL_TIMEOUT', 'The query did not finish within %s ms', 503),
   INTERNAL: createError('REGENT_INTERNAL', 'Internal server error', 500),
   UNAVAILABLE: createError('REGENT_UNAVAILABLE', 'Service unavailable: %s', 503),
 

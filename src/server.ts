@@ -39,12 +39,23 @@ async function main() {
       port: config.embeddedPostgres.port,
       avoidPorts: [config.port],
       log: logger.child({ component: 'embedded-postgres' }),
+      onGiveUp: (err) => {
+        logger.fatal({ code: err.code }, err.message)
+        process.stderr.write(`regent: ${err.code}: ${err.message}\n`)
+        process.exit(1)
+      },
     })
     config = { ...config, databaseUrl: embedded.url }
     if (!hasJwtKey(config)) {
       // Zero-setup development: a generated HS256 secret, kept beside the embedded database.
       const jwtSecret = await readOrCreateSecret(path.join(config.dataDir, 'jwt-secret'), 32)
-      config = { ...config, auth: { ...config.auth, jwtSecret } }
+      // This is what "development" means: the embedded database and a generated secret. Only
+      // there is GraphQL introspection on unless the config says otherwise.
+      config = {
+        ...config,
+        auth: { ...config.auth, jwtSecret },
+        graphql: { ...config.graphql, introspection: config.graphql.introspection ?? true },
+      }
       logger.info(
         'no JWT key configured: using a generated development secret. Mint a token with: npm run -s token -- --sub you --groups your-team --roles requester',
       )
@@ -86,6 +97,12 @@ async function hasPinoPretty(): Promise<boolean> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`regent: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`)
+  // A catalogued startup error says what to do in its message; anything else keeps its stack.
+  const code = (err as { code?: unknown }).code
+  process.stderr.write(
+    typeof code === 'string' && code.startsWith('REGENT_')
+      ? `regent: ${code}: ${(err as Error).message}\n`
+      : `regent: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`,
+  )
   process.exit(1)
 })

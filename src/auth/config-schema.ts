@@ -23,6 +23,11 @@ export const AuthConfigSchema = Type.Object(
     issuer: Type.Optional(Type.String({ minLength: 1 })),
     audience: Type.Optional(Type.String({ minLength: 1 })),
     clockToleranceSec: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+    maxTokenLifetimeSec: Type.Integer({
+      minimum: 60,
+      default: 86400,
+      description: 'Tokens whose exp - iat is longer are refused (a stolen token must run out)',
+    }),
     teamsClaim: Type.String({ minLength: 1, default: 'groups' }),
     rolesClaim: Type.String({ minLength: 1, default: 'roles' }),
     bots: Type.Array(

@@ -65,6 +65,7 @@ export default fp<{ config: Config }>(
       let claims: Record<string, unknown>
       try {
         claims = (await request.jwtVerify()) as Record<string, unknown>
+        assertLifetime(claims, auth)
       } catch (err) {
         request.log.info({ reason: (err as Error).message }, 'token refused')
         reply.header('www-authenticate', 'Bearer realm="regent", error="invalid_token"')
@@ -81,6 +82,21 @@ export default fp<{ config: Config }>(
   },
   { name: 'auth', dependencies: ['error-handler'] },
 )
+
+/**
+ * A signature proves who issued a token, not that it is short-lived: `exp: 1e308` verifies. A token
+ * may live at most auth.maxTokenLifetimeSec from its `iat` (from now, without one), and an `iat`
+ * in the future is refused, so a leaked token always runs out.
+ */
+function assertLifetime(claims: Record<string, unknown>, auth: Config['auth']): void {
+  const now = Math.floor(Date.now() / 1000)
+  const { exp, iat } = claims
+  if (iat !== undefined && (typeof iat !== 'number' || iat > now + auth.clockToleranceSec))
+    throw new Error('iat is not a time in the past')
+  const issued = typeof iat === 'number' ? iat : now
+  if (typeof exp !== 'number' || exp - issued > auth.maxTokenLifetimeSec)
+    throw new Error(`lifetime above auth.maxTokenLifetimeSec (${auth.maxTokenLifetimeSec} s)`)
+}
 
 function isPublic(request: FastifyRequest): boolean {
   const url = request.routeOptions.url

@@ -26,6 +26,14 @@ function main() {
     return
   }
   const config = loadConfig()
+  const ttl = Number(values.ttl)
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > config.auth.maxTokenLifetimeSec) {
+    process.stderr.write(
+      `regent token: --ttl must be whole seconds from 1 to ${config.auth.maxTokenLifetimeSec} (auth.maxTokenLifetimeSec): the service refuses longer-lived tokens\n`,
+    )
+    process.exitCode = 2
+    return
+  }
   const secret = config.auth.jwtSecret ?? readDevSecret(config.dataDir)
   const list = (s: string) =>
     s
@@ -35,7 +43,7 @@ function main() {
   const sign = createSigner({
     key: secret,
     algorithm: 'HS256',
-    expiresIn: Number(values.ttl) * 1000,
+    expiresIn: ttl * 1000,
     ...(config.auth.issuer ? { iss: config.auth.issuer } : {}),
     ...(config.auth.audience ? { aud: config.auth.audience } : {}),
   })

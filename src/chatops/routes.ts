@@ -79,6 +79,7 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
             { ...slack, signingSecret: slack.signingSecret },
             http,
             app.log,
+            app.refusals,
           )
           app.addHook('onClose', async () => {
             await chatops.drain()
@@ -98,6 +99,8 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
       done(null, Object.fromEntries(new URLSearchParams(raw)))
     },
   )
+
+  const limited = { public: true, rateLimit: app.refusals.rateLimit('slack', config.publicRoutes.rateLimit) }
 
   const verify = (endpoint: SlackEndpoint) => async (request: FastifyRequest) => {
     if (!service) throw new errors.SLACK_NOT_CONFIGURED()
@@ -120,7 +123,7 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
   app.post(
     '/v1/chatops/slack/commands',
     {
-      config: { public: true },
+      config: limited,
       // Before validation: an unsigned body is refused as unsigned, not as malformed.
       preValidation: verify('commands'),
       schema: {
@@ -129,7 +132,7 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
         description:
           'Verified with the signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`, 5 minutes); a replayed request is refused. Always answers 200 with a Block Kit message once verified; slow work is answered later through `response_url`.',
         body: CommandFormSchema,
-        response: { 200: Type.Ref('SlackMessage'), ...errorResponses(400, 401, 404, 415) },
+        response: { 200: Type.Ref('SlackMessage'), ...errorResponses(400, 401, 404, 415, 429) },
       },
     },
     async (request) => {
@@ -144,7 +147,7 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
   app.post(
     '/v1/chatops/slack/interactions',
     {
-      config: { public: true },
+      config: limited,
       preValidation: verify('interactions'),
       schema: {
         ...slackRoute,
@@ -154,7 +157,7 @@ export const slackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async 
         body: InteractionFormSchema,
         response: {
           200: Type.Null({ description: 'Acknowledged; the answer goes to response_url' }),
-          ...errorResponses(400, 401, 404, 415),
+          ...errorResponses(400, 401, 404, 415, 429),
         },
       },
     },

@@ -1,12 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type pg from 'pg'
+import { type Static, Type } from 'typebox'
 import { type AuditInput, appendAuditEvent, auditActor } from '../audit/index.js'
 import type { Principal, RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import type { DeletionService } from '../deletions/service.js'
 import { errors, isRegentCode } from '../errors.js'
 import { matchesTagPattern, tagPatternProblem } from '../governance/globs.js'
+import { refuseBadInput } from '../http/input-guard.js'
+import type { RefusalLedger } from '../http/refusals.js'
+import { validated } from '../lib/validate.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import {
   deletionMessage,
@@ -39,14 +43,31 @@ export interface SlashCommand {
   response_url?: string
 }
 
-/** The part of a `block_actions` payload Regent reads. */
-interface BlockActions {
-  type: string
-  user?: { id?: string; team_id?: string }
-  team?: { id?: string }
-  response_url?: string
-  actions?: { action_id?: string; value?: string }[]
-}
+/**
+ * The part of a `block_actions` payload Regent reads, checked like any request body: a signed
+ * payload is Slack's, but its fields still must be what Regent can store and compare.
+ */
+const BlockActionsSchema = Type.Object({
+  type: Type.String({ maxLength: 100 }),
+  user: Type.Optional(
+    Type.Object({
+      id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      team_id: Type.Optional(Type.String({ maxLength: 64 })),
+    }),
+  ),
+  team: Type.Optional(Type.Object({ id: Type.Optional(Type.String({ maxLength: 64 })) })),
+  response_url: Type.Optional(Type.String({ maxLength: 2048 })),
+  actions: Type.Optional(
+    Type.Array(
+      Type.Object({
+        action_id: Type.Optional(Type.String({ maxLength: 255 })),
+        value: Type.Optional(Type.String({ maxLength: 2000 })),
+      }),
+      { maxItems: 25 },
+    ),
+  ),
+})
+type BlockActions = Static<typeof BlockActionsSchema>
 
 const PURGE_EVERY_MS = 60_000
 /** Commands whose work never leaves the process: always answered at once. */
@@ -69,11 +90,13 @@ export class SlackChatops {
     private readonly config: SlackConfig & { signingSecret: string },
     private readonly http: SlackHttp,
     private readonly log: FastifyBaseLogger,
+    private readonly refusals: Pick<RefusalLedger, 'record'>,
   ) {}
 
   /**
-   * Verifies a request as Slack documents it, then refuses a replay of an accepted one. Every
-   * refusal is audited (committed before the 401 is thrown) without anything of the secret.
+   * Verifies a request as Slack documents it, then refuses a replay of an accepted one. Refusals
+   * are counted and audited as one summary per source and window (src/http/refusals.ts), never
+   * with anything of the secret.
    */
   async verify(
     endpoint: SlackEndpoint,
@@ -88,14 +111,14 @@ export class SlackChatops {
       rawBody,
     )
     if (!verdict.ok) {
-      await this.refuse(endpoint, context, verdict.reason, headers.timestamp)
+      this.refuse(endpoint, context, verdict.reason)
       throw verdict.reason === 'stale-timestamp'
         ? new errors.SLACK_TIMESTAMP_STALE()
         : new errors.SLACK_SIGNATURE_INVALID()
     }
     const signature = headers.signature!
     if (!(await rememberSignature(this.pool, signature))) {
-      await this.refuse(endpoint, context, 'replay', headers.timestamp)
+      this.refuse(endpoint, context, 'replay')
       throw new errors.SLACK_REPLAY()
     }
     if (Date.now() - this.#lastPurge > PURGE_EVERY_MS) {
@@ -142,12 +165,14 @@ export class SlackChatops {
 
   /** A verified interaction: Slack needs only a quick 200; the answer goes to response_url. */
   async interaction(context: RequestContext, payloadJson: string): Promise<void> {
-    let payload: BlockActions
+    let parsed: unknown
     try {
-      payload = JSON.parse(payloadJson) as BlockActions
+      parsed = JSON.parse(payloadJson)
     } catch {
       throw new errors.VALIDATION('payload is not JSON')
     }
+    refuseBadInput({ payload: parsed })
+    const payload: BlockActions = validated(BlockActionsSchema, parsed, 'payload')
     if (payload.type !== 'block_actions') return
     const userId = payload.user?.id
     if (!userId) throw new errors.VALIDATION('payload.user.id is missing')
@@ -313,19 +338,13 @@ export class SlackChatops {
     return { subject: user.subject, teams: [...user.teams], roles: [...user.roles], channel: 'slack' }
   }
 
-  private async refuse(
+  /** Counted and summarised, never written per request: anyone can send unsigned requests. */
+  private refuse(
     endpoint: SlackEndpoint,
     context: RequestContext,
     reason: 'stale-timestamp' | 'bad-signature' | 'replay',
-    timestamp: string | undefined,
-  ): Promise<void> {
-    await this.audit({
-      // Nothing in an unverified body can be trusted, not even who it claims to come from.
-      ...slackActor('slack:unverified', context),
-      action: 'chatops.slack.refused',
-      outcome: 'refused',
-      details: { endpoint, reason, timestamp: timestamp?.slice(0, 20) ?? null },
-    })
+  ): void {
+    this.refusals.record('slack', context, `${endpoint}: ${reason}`)
   }
 
   private async audit(input: AuditInput): Promise<void> {

@@ -1,6 +1,4 @@
-import type pg from 'pg'
-
-type Queryable = pg.Pool | pg.PoolClient
+import type { Queryable } from '../db/pool.js'
 
 /**
  * Remembers a verified signature; false when it was already there (a replayed request). The row

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
@@ -13,8 +14,28 @@ import { readOrCreateSecret } from '../dev-secrets.js'
 
 export interface EmbeddedPostgres {
   url: string
+  /** The postmaster's process id (it changes when the supervisor restarts it). */
+  readonly pid: number | undefined
   stop(): Promise<void>
 }
+
+/**
+ * A startup or supervision failure the operator must act on, with a stable code and a message that
+ * says what to do; server.ts prints it as one line instead of a stack.
+ */
+export class EmbeddedPostgresError extends Error {
+  constructor(
+    readonly code: 'REGENT_EMBEDDED_DATA_DIR_UNREACHABLE' | 'REGENT_EMBEDDED_POSTGRES_DOWN',
+    message: string,
+  ) {
+    super(message)
+    this.name = 'EmbeddedPostgresError'
+  }
+}
+
+/** Restart attempts after the postmaster dies, and the pause before each (backends must exit first). */
+const RESTART_ATTEMPTS = 2
+const RESTART_PAUSE_MS = 2000
 
 interface Logger {
   info(obj: object, msg?: string): void
@@ -28,6 +49,11 @@ export interface EmbeddedOptions {
   /** Ports the caller is about to use (the HTTP port): a free port picked for postgres must differ. */
   avoidPorts?: number[]
   log: Logger
+  /**
+   * Called when the postmaster died and could not be restarted (RESTART_ATTEMPTS attempts): the
+   * process cannot serve anything, and should exit with the error's message.
+   */
+  onGiveUp?: (err: EmbeddedPostgresError) => void
 }
 
 const SIGNALS_TAKEN_BY_EXIT_HOOK = [
@@ -66,11 +92,16 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     onError: (error: unknown) => options.log.warn({ err: error }, 'embedded postgres'),
   })
 
+  if (runsAsRoot) assertReachable(databaseDir, postgresUser())
   if (!(await isInitialised(databaseDir))) {
     // A folder without PG_VERSION is what an interrupted initdb leaves; initdb refuses a non-empty one.
     await rm(databaseDir, { recursive: true, force: true })
     options.log.info({ databaseDir }, 'initialising embedded postgres (first start)')
-    await pg.initialise()
+    await pg.initialise().catch((err: Error) => {
+      // The postgres user did not exist before initialise created it, so it is checked only now.
+      if (runsAsRoot) assertReachable(databaseDir, postgresUser())
+      throw err
+    })
   }
   await clearStaleLock(databaseDir, options.log)
 
@@ -84,9 +115,96 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   await ensureDatabase(pg, 'regent')
   options.log.info({ port, databaseDir }, 'embedded postgres is up')
 
+  const handle = pg as unknown as { process?: ChildProcess }
+  let stopping = false
+  // A postmaster that dies (killed, out of memory) is started again on the same folder and port:
+  // the pool and LISTEN connections reconnect by themselves. After RESTART_ATTEMPTS failures in a
+  // row the process gives up with a message saying so.
+  const supervise = () => {
+    handle.process?.once('exit', (code, signal) => {
+      if (stopping) return
+      options.log.warn({ code, signal }, 'embedded postgres exited unexpectedly; restarting it')
+      handle.process = undefined
+      void restart(1)
+    })
+  }
+  const restart = async (attempt: number): Promise<void> => {
+    await sleep(RESTART_PAUSE_MS)
+    if (stopping) return
+    try {
+      await clearStaleLock(databaseDir, options.log)
+      await pg.start()
+      options.log.info({ port, attempt }, 'embedded postgres restarted')
+      supervise()
+    } catch (err) {
+      handle.process = undefined
+      options.log.warn({ err, attempt }, 'restarting embedded postgres failed')
+      if (attempt < RESTART_ATTEMPTS) return restart(attempt + 1)
+      options.onGiveUp?.(
+        new EmbeddedPostgresError(
+          'REGENT_EMBEDDED_POSTGRES_DOWN',
+          `the embedded PostgreSQL in ${databaseDir} stopped and could not be restarted (${RESTART_ATTEMPTS} attempts); its log is at debug level (LOG_LEVEL=debug). Start Regent again, or set DATABASE_URL to a PostgreSQL of your own`,
+        ),
+      )
+    }
+  }
+  supervise()
+
   return {
     url: `postgres://regent:${encodeURIComponent(password)}@127.0.0.1:${port}/regent`,
-    stop: () => pg.stop(),
+    get pid() {
+      return handle.process?.pid
+    },
+    stop: async () => {
+      stopping = true
+      await pg.stop()
+    },
+  }
+}
+
+interface OsUser {
+  name: string
+  uid: number
+  gid: number
+}
+
+/** The `postgres` OS user the server runs as when Regent runs as root, once it exists. */
+function postgresUser(): OsUser | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , uid, gid] = line.split(':')
+      if (name === 'postgres') return { name, uid: Number(uid), gid: Number(gid) }
+    }
+  } catch {}
+  return undefined
+}
+
+/**
+ * Running as root, the database runs as `postgres`, which needs to pass through every folder
+ * above its data folder. A home folder (0700) in the way makes initdb fail with a bare "could not
+ * access directory"; this names the folder and the ways out instead.
+ */
+function assertReachable(databaseDir: string, user: OsUser | undefined): void {
+  if (!user) return
+  const folders: string[] = []
+  for (let dir = path.dirname(databaseDir); ; dir = path.dirname(dir)) {
+    folders.unshift(dir)
+    if (path.dirname(dir) === dir) break
+  }
+  for (const folder of folders) {
+    let info: { uid: number; gid: number; mode: number }
+    try {
+      info = statSync(folder)
+    } catch {
+      return // not there yet: created below it by us, with a mode that lets postgres through
+    }
+    const bit = info.uid === user.uid ? 0o100 : info.gid === user.gid ? 0o010 : 0o001
+    if ((info.mode & bit) === 0) {
+      throw new EmbeddedPostgresError(
+        'REGENT_EMBEDDED_DATA_DIR_UNREACHABLE',
+        `the embedded PostgreSQL runs as the OS user ${user.name}, which cannot reach ${databaseDir}: ${folder} is not open to it (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}). Set REGENT_DATA_DIR to a folder it can reach (e.g. /var/lib/regent), or let it through with chmod o+x ${folder}, or set DATABASE_URL to a PostgreSQL of your own`,
+      )
+    }
   }
 }
 

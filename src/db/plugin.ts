@@ -3,7 +3,7 @@ import type pg from 'pg'
 import type { Config } from '../config.js'
 import { errors } from '../errors.js'
 import { migrate } from './migrate.js'
-import { createPool } from './pool.js'
+import { createPool, keepAlive } from './pool.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +27,8 @@ export default fp<DbPluginOptions>(
         'no database: set DATABASE_URL, or start through server.ts for the embedded one',
       )
     }
-    const pool = options.pool ?? createPool(config.databaseUrl!, config.database)
+    const pool = options.pool ?? createPool(config.databaseUrl!, config.database, app.log)
+    if (options.pool) keepAlive(options.pool, app.log)
     app.decorate('db', pool)
     if (!options.pool) app.addHook('onClose', async () => pool.end())
 

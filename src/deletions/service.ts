@@ -21,11 +21,13 @@ import {
   owningTeams,
 } from '../governance/index.js'
 import { enqueueJob } from '../jobs/index.js'
+import { decodeCursor, encodeCursor } from '../lib/cursor.js'
+import { decodeKeyset, type KeysetRow, keysetPage } from '../lib/paging.js'
 import type { Notifier } from '../notifications/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
-import { decodeCursor, encodeCursor } from '../registries/cursor.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { EXECUTE_DELETION } from './execute.js'
+import { cancelReason, creationInput, decisionInput } from './input.js'
 import {
   type ItemState,
   insertItems,
@@ -36,7 +38,7 @@ import {
   resetFailedItems,
 } from './items-sql.js'
 import { type DeletionNotificationType, deletionEvent } from './notifications.js'
-import { type Plan, type PlanProblem, resolvePlan, type Target, targetProblem, type Verb } from './plan.js'
+import { type Plan, type PlanProblem, resolvePlan, type Target, type Verb } from './plan.js'
 import { restoreItems } from './restore.js'
 import {
   type DeletionFilters,
@@ -140,8 +142,8 @@ export class DeletionService {
   ) {}
 
   /** A plan without creating anything: the same resolver and checks as `create`. */
-  async plan(principal: Principal, context: RequestContext, input: CreateDeletionInput): Promise<Plan> {
-    validateTargets(input)
+  async plan(principal: Principal, context: RequestContext, given: CreateDeletionInput): Promise<Plan> {
+    const input = creationInput(given)
     // Ownership depends only on config and the named repositories: refuse before any registry call.
     await this.authorizeRequester(principal, context, input, this.repositoriesOf(input))
     return this.resolve(input, { fresh: false })
@@ -150,7 +152,7 @@ export class DeletionService {
   async create(
     principal: Principal,
     context: RequestContext,
-    input: CreateDeletionInput,
+    given: CreateDeletionInput,
     idempotencyKey?: string,
     /**
      * Sees the resolved plan before anything is stored and may throw to refuse it (a retention run
@@ -162,7 +164,7 @@ export class DeletionService {
       replanOf?: DeletionRow
     } = {},
   ): Promise<{ deletion: DeletionView; created: boolean }> {
-    validateTargets(input)
+    const input = creationInput(given)
     const fingerprint = fingerprintOf(principal, input)
     if (idempotencyKey) {
       const existing = await findByIdempotencyKey(this.pool, principal.subject, idempotencyKey)
@@ -346,7 +348,7 @@ export class DeletionService {
       throw new errors.FORBIDDEN('listing deletions needs at least the viewer role')
     const { awaitingMyApproval, ...sqlFilters } = filters
     if (awaitingMyApproval) return this.awaitingApprovalBy(principal, sqlFilters, page)
-    const after = decodeCursor(page.cursor, ['createdAt', 'id'])
+    const after = decodeKeyset(page.cursor)
     const rows = await listDeletions(
       this.pool,
       sqlFilters,
@@ -369,8 +371,8 @@ export class DeletionService {
     if (filters.state && filters.state !== 'awaiting_approval') return { items: [], nextCursor: null }
     const me = personOf(principal)
     const visibleTo = isAdmin(principal) ? null : { person: me, teams: principal.teams }
-    let after = decodeCursor(page.cursor, ['createdAt', 'id'])
-    const found: DeletionRow[] = []
+    let after = decodeKeyset(page.cursor)
+    const found: (DeletionRow & KeysetRow)[] = []
     const now = new Date()
     while (found.length <= page.limit) {
       const batch = await listDeletions(this.pool, { ...filters, state: 'awaiting_approval' }, visibleTo, {
@@ -381,39 +383,44 @@ export class DeletionService {
         this.pool,
         batch.map((row) => row.id),
       )
-      const decided = new Set(approvals.filter((a) => a.approver_person === me).map((a) => a.deletion_id))
+      const decided = new Set(
+        approvals
+          .filter((a) => a.approver_person === me || a.approver_subject === principal.subject)
+          .map((a) => a.deletion_id),
+      )
       for (const row of batch) {
         if (decided.has(row.id) || (row.expires_at && row.expires_at <= now)) continue
-        if (!mayApprove(principal, row.requester_person, row.approval_requirement, row.owning_teams).ok)
-          continue
+        const eligible = mayApprove(
+          principal,
+          row.requester_person,
+          row.approval_requirement,
+          row.owning_teams,
+          row.requester_subject,
+        )
+        if (!eligible.ok) continue
         found.push(row)
         if (found.length > page.limit) break
       }
       const last = batch.at(-1)
       if (batch.length < INBOX_BATCH || !last) break
-      after = { createdAt: last.created_at.toISOString(), id: last.id }
+      after = { createdAt: last.created_key, id: last.id }
     }
     return this.page(found, page.limit)
   }
 
   /** One page of views from up to `limit + 1` rows: the extra row only says there is more. */
-  private async page(rows: DeletionRow[], limit: number) {
-    const more = rows.length > limit
-    const pageRows = rows.slice(0, limit)
-    const last = pageRows.at(-1)
-    return {
-      items: await this.views(pageRows),
-      nextCursor:
-        more && last ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id }) : null,
-    }
+  private async page(rows: (DeletionRow & KeysetRow)[], limit: number) {
+    const shown = keysetPage(rows, limit)
+    return { items: await this.views(shown.rows), nextCursor: shown.nextCursor }
   }
 
   async decide(
     principal: Principal,
     context: RequestContext,
     id: string,
-    input: { decision: 'approve' | 'reject'; comment?: string; planHash?: string },
+    given: { decision: 'approve' | 'reject'; comment?: string; planHash?: string },
   ): Promise<DeletionView> {
+    const input = decisionInput(given)
     // Refusals are audited and committed, then thrown: the audit event must survive the refusal.
     const { row, refusal } = await withTransaction(this.pool, async (client) => {
       const current = await getDeletion(client, id, { forUpdate: true })
@@ -523,8 +530,9 @@ export class DeletionService {
     principal: Principal,
     context: RequestContext,
     id: string,
-    reason?: string,
+    given?: string,
   ): Promise<DeletionView> {
+    const reason = cancelReason(given)
     const { row, refusal } = await withTransaction(this.pool, async (client) => {
       const current = await getDeletion(client, id, { forUpdate: true })
       if (!current || !visible(principal, current)) throw new errors.DELETION_NOT_FOUND(id)
@@ -884,13 +892,6 @@ export class DeletionService {
 
 /** States a request can be filed again from: still waiting, or executed with items left alone. */
 const REPLANNABLE = new Set<DeletionState>(['awaiting_approval', 'expired', 'partially_failed', 'failed'])
-
-function validateTargets(input: CreateDeletionInput): void {
-  for (const target of input.targets) {
-    const problem = targetProblem(target, input.verb)
-    if (problem) throw new errors.VALIDATION(problem)
-  }
-}
 
 function fingerprintOf(principal: Principal, input: CreateDeletionInput): string {
   const { dryRun: _dryRun, ...body } = input

@@ -1,4 +1,6 @@
 import type { Queryable } from '../db/pool.js'
+import { CREATED_KEY, type Keyset, type KeysetRow } from '../lib/paging.js'
+import { assertUuid } from '../lib/validate.js'
 import type { Plan, Target, Verb } from './plan.js'
 import type { DeletionState } from './state-machine.js'
 
@@ -98,6 +100,7 @@ export async function getDeletion(
   id: string,
   options: { forUpdate?: boolean } = {},
 ): Promise<DeletionRow | undefined> {
+  assertUuid(id)
   const { rows } = await db.query<DeletionRow>(
     `SELECT * FROM deletion_requests WHERE id = $1::uuid${options.forUpdate ? ' FOR UPDATE' : ''}`,
     [id],
@@ -160,10 +163,10 @@ export async function listDeletions(
   db: Queryable,
   filters: DeletionFilters,
   visibleTo: { person: string; teams: string[] } | null,
-  page: { limit: number; after?: { createdAt: string; id: string } },
-): Promise<DeletionRow[]> {
-  const { rows } = await db.query<DeletionRow>(
-    `SELECT * FROM deletion_requests
+  page: { limit: number; after?: Keyset },
+): Promise<(DeletionRow & KeysetRow)[]> {
+  const { rows } = await db.query<DeletionRow & KeysetRow>(
+    `SELECT *, ${CREATED_KEY} FROM deletion_requests
      WHERE ($1::text IS NULL OR state = $1)
        AND ($2::text IS NULL OR registry = $2)
        AND ($3::text IS NULL OR requester_person = $3 OR requester_subject = $3)

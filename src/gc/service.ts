@@ -5,7 +5,7 @@ import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
 import { formatBytes } from '../http/format.js'
 import { cancelJob } from '../jobs/index.js'
-import { decodeCursor, encodeCursor } from '../registries/cursor.js'
+import { decodeKeyset, keysetPage } from '../lib/paging.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { enqueueRun } from './queue.js'
 import type { GcRunView } from './schemas.js'
@@ -124,15 +124,12 @@ export class GcService {
     page: { limit: number; cursor?: string },
   ): Promise<{ items: GcRunView[]; nextCursor: string | null }> {
     requireRole(principal)
-    const after = decodeCursor(page.cursor, ['createdAt', 'id'])
+    const after = decodeKeyset(page.cursor)
     const rows = await listRuns(this.pool, filters, { limit: page.limit + 1, ...(after ? { after } : {}) })
-    const more = rows.length > page.limit
-    const pageRows = rows.slice(0, page.limit)
-    const last = pageRows.at(-1)
+    const shown = keysetPage(rows, page.limit)
     return {
-      items: pageRows.map((row) => toRunView(row, { withLog: false })),
-      nextCursor:
-        more && last ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id }) : null,
+      items: shown.rows.map((row) => toRunView(row, { withLog: false })),
+      nextCursor: shown.nextCursor,
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js'
 import type { Job } from '../jobs/index.js'
+import { CREATED_KEY, type Keyset, type KeysetRow } from '../lib/paging.js'
 
 /** The statements of GC runs, one function each (migration 007). */
 
@@ -137,10 +138,10 @@ export interface RunFilters {
 export async function listRuns(
   db: Queryable,
   filters: RunFilters,
-  page: { limit: number; after?: { createdAt: string; id: string } },
-): Promise<GcRunRow[]> {
-  const { rows } = await db.query<GcRunRow>(
-    `SELECT * FROM gc_runs
+  page: { limit: number; after?: Keyset },
+): Promise<(GcRunRow & KeysetRow)[]> {
+  const { rows } = await db.query<GcRunRow & KeysetRow>(
+    `SELECT *, ${CREATED_KEY} FROM gc_runs
      WHERE ($1::text IS NULL OR registry = $1::text)
        AND ($2::text IS NULL OR state = $2::text)
        AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid))

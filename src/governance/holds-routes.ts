@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errorResponses } from '../http/error-schema.js'
 import { requestContext } from '../http/request-context.js'
+import { PlaceHoldSchema } from './holds-service.js'
 
 const HoldSchema = Type.Object(
   {
@@ -18,17 +19,6 @@ const HoldSchema = Type.Object(
     active: Type.Boolean(),
   },
   { $id: 'LegalHold', title: 'LegalHold' },
-)
-
-const PlaceHoldSchema = Type.Object(
-  {
-    registry: Type.Optional(Type.String({ minLength: 1, description: 'Registry name glob (default `*`)' })),
-    repository: Type.String({ minLength: 1, description: 'Repository glob, e.g. `payments/**`' }),
-    digest: Type.Optional(Type.String({ pattern: '^sha(256:[a-f0-9]{64}|512:[a-f0-9]{128})$' })),
-    reason: Type.String({ minLength: 1, maxLength: 2000, pattern: '\\S' }),
-    until: Type.String({ format: 'date-time', description: 'When the hold ends by itself' }),
-  },
-  { additionalProperties: false },
 )
 
 const secured = { security: [{ bearerAuth: [] }], tags: ['legal holds'] }

@@ -1,8 +1,10 @@
 import type pg from 'pg'
+import { type Static, Type } from 'typebox'
 import { appendAuditEvent, auditActor } from '../audit/index.js'
 import { isAdmin, type Principal, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
+import { validated } from '../lib/validate.js'
 import { globProblem } from './globs.js'
 import { type HoldRow, insertHold, liftHold, listHolds, lockHoldsForPlacing } from './holds.js'
 
@@ -20,20 +22,32 @@ export interface HoldView {
   active: boolean
 }
 
-export interface PlaceHoldInput {
-  registry?: string
-  repository: string
-  digest?: string
-  reason: string
-  until: string
-}
+export const PlaceHoldSchema = Type.Object(
+  {
+    registry: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: 'Registry name glob (default `*`)' }),
+    ),
+    repository: Type.String({
+      minLength: 1,
+      maxLength: 1000,
+      description: 'Repository glob, e.g. `payments/**`',
+    }),
+    digest: Type.Optional(Type.String({ pattern: '^sha(256:[a-f0-9]{64}|512:[a-f0-9]{128})$' })),
+    reason: Type.String({ minLength: 1, maxLength: 2000, pattern: '\\S' }),
+    until: Type.String({ format: 'date-time', description: 'When the hold ends by itself' }),
+  },
+  { additionalProperties: false },
+)
+
+export type PlaceHoldInput = Static<typeof PlaceHoldSchema>
 
 /** Legal holds: time-boxed, override every policy, placed and lifted by admins, audited. */
 export class HoldsService {
   constructor(private readonly pool: pg.Pool) {}
 
-  async place(principal: Principal, context: RequestContext, input: PlaceHoldInput): Promise<HoldView> {
+  async place(principal: Principal, context: RequestContext, given: PlaceHoldInput): Promise<HoldView> {
     if (!isAdmin(principal)) throw new errors.FORBIDDEN('legal holds are placed by admins')
+    const input = validated(PlaceHoldSchema, given)
     const registry = input.registry ?? '*'
     for (const [key, glob] of [
       ['registry', registry],

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js'
+import { assertUuid } from '../lib/validate.js'
 import type { LegalHold } from './protection.js'
 
 /** Legal holds live in Postgres (admins create and lift them through the API); SQL here. */
@@ -70,6 +71,7 @@ export async function listHolds(db: Queryable, options: { includeEnded: boolean 
 }
 
 export async function liftHold(db: Queryable, id: string, by: string): Promise<HoldRow | undefined> {
+  assertUuid(id)
   const { rows } = await db.query<HoldRow>(
     `UPDATE legal_holds SET lifted_at = now(), lifted_by = $2
      WHERE id = $1::uuid AND lifted_at IS NULL RETURNING *`,

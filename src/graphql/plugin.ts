@@ -4,7 +4,16 @@ import { GraphQLError } from 'graphql'
 import mercurius, { type IResolvers, type MercuriusLoaders } from 'mercurius'
 import type { Principal } from '../auth/principal.js'
 import type { Config } from '../config.js'
-import { isRegentCode } from '../errors.js'
+import { errors, isRegentCode } from '../errors.js'
+import { refuseBadInput } from '../http/input-guard.js'
+import { requestContext } from '../http/request-context.js'
+import {
+  assertLiteralsTakeable,
+  assertWithinLimits,
+  envelopeProblem,
+  measureQuery,
+  noIntrospection,
+} from './limits.js'
 
 declare module 'mercurius' {
   interface MercuriusContext {
@@ -12,6 +21,11 @@ declare module 'mercurius' {
     requestId: string
     sourceIp: string
     userAgent: string | undefined
+    /**
+     * Aborted when the request runs past graphql.timeoutMs or its client goes away: resolvers pass
+     * it to every registry call they start, so abandoned work stops.
+     */
+    signal: AbortSignal
   }
 }
 
@@ -49,6 +63,8 @@ const BASE_TYPE_DEFS = /* GraphQL */ `
  */
 export default fp<{ config: Config; modules: GraphqlModule[] }>(
   async (app, { config, modules }) => {
+    const limits = config.graphql
+    const introspection = config.graphql.introspection ?? false
     const resolvers: IResolvers = {
       Query: {
         me: (_root, _args, ctx) => ({ ...ctx.principal, onBehalfOf: ctx.principal.onBehalfOf ?? null }),
@@ -65,6 +81,15 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
       loaders: Object.assign({}, ...modules.map((m) => m.loaders ?? {})),
       graphiql: config.graphql.graphiql,
       queryDepth: config.graphql.maxDepth,
+      ...(introspection ? {} : { validationRules: [noIntrospection] }),
+      additionalRouteOptions: {
+        // Before mercurius reads the envelope: `{}`, `{"query": 5}` and the like are 400.
+        preValidation: async (request: FastifyRequest) => {
+          if (request.headers.upgrade?.toLowerCase() === 'websocket') return
+          const problem = envelopeProblem(request.method, request.body, request.query)
+          if (problem) throw new errors.BAD_GRAPHQL(problem)
+        },
+      },
       // Subscriptions ride on the same /graphql route; its HTTP upgrade went through the same
       // authentication hook, so the principal is already on the request.
       subscription: {
@@ -72,14 +97,16 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
           principal: request.principal,
           requestId: request.id,
           sourceIp: request.ip,
-          userAgent: request.headers['user-agent'],
+          userAgent: requestContext(request).userAgent,
+          signal: new AbortController().signal,
         }),
       },
-      context: (request: FastifyRequest, _reply: FastifyReply) => ({
+      context: (request: FastifyRequest, reply: FastifyReply) => ({
         principal: request.principal,
         requestId: request.id,
         sourceIp: request.ip,
-        userAgent: request.headers['user-agent'],
+        userAgent: requestContext(request).userAgent,
+        signal: requestSignal(reply, config.graphql.timeoutMs),
       }),
       errorFormatter: (execution, context) => {
         const log = (context as { reply?: FastifyReply }).reply?.log ?? app.log
@@ -87,9 +114,39 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
         return { statusCode: httpStatus(execution), response: { data: execution.data ?? null, errors } }
       },
     })
+    // Before any resolver (and so before any registry call): what the query may cost, and whether
+    // its literals and variables hold text Regent can take.
+    app.graphql.addHook('preExecution', async (schema, document, context, variables) => {
+      assertLiteralsTakeable(document)
+      refuseBadInput({ variables })
+      const request = context.reply?.request
+      const envelope = (request?.method === 'GET' ? request.query : request?.body) as
+        | { operationName?: string | null }
+        | undefined
+      const measured = measureQuery(schema, document, envelope?.operationName ?? undefined, variables, limits)
+      assertWithinLimits(measured, limits)
+    })
+    app.graphql.addHook('preSubscriptionExecution', async (_schema, document) => {
+      assertLiteralsTakeable(document)
+    })
   },
   { name: 'graphql', dependencies: ['auth'] },
 )
+
+/**
+ * The request's abort signal: aborted with REGENT_GRAPHQL_TIMEOUT after `timeoutMs`, or when the
+ * connection closes (the answer was sent, or the client gave up), whichever comes first.
+ */
+function requestSignal(reply: FastifyReply, timeoutMs: number): AbortSignal {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(new errors.GRAPHQL_TIMEOUT(timeoutMs)), timeoutMs)
+  timer.unref()
+  reply.raw.once('close', () => {
+    clearTimeout(timer)
+    controller.abort(new errors.GRAPHQL_TIMEOUT(timeoutMs))
+  })
+  return controller.signal
+}
 
 /**
  * 200 whenever there is data (partial failures live in `errors`). Without data, a request refused
@@ -118,9 +175,12 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
     | undefined
   // Mercurius wraps schema validation and depth-limit failures as one error holding a list.
   if (original && Array.isArray(original.errors)) {
-    return original.errors.map((inner) =>
-      new GraphQLError((inner as Error).message, { extensions: { code: 'REGENT_GRAPHQL_INVALID' } }).toJSON(),
-    )
+    return original.errors.map((inner) => {
+      const code = (inner as GraphQLError).extensions?.code
+      return new GraphQLError((inner as Error).message, {
+        extensions: { code: isRegentCode(code) ? code : 'REGENT_GRAPHQL_INVALID' },
+      }).toJSON()
+    })
   }
   if (!original) {
     return [withCode(error, 'REGENT_GRAPHQL_INVALID')]
@@ -128,7 +188,12 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
   const status = original.statusCode ?? 500
   if (isRegentCode(original.code) && (status < 500 || original.code !== 'REGENT_INTERNAL')) {
     log.info({ err: original }, 'graphql request refused')
-    return [withCode(error, original.code)]
+    return [withCode(error, original.code, (original as { details?: unknown }).details)]
+  }
+  // Mercurius' own refusals (a mutation over GET, variables that are not JSON) are the caller's.
+  if (status >= 400 && status < 500) {
+    log.info({ err: original }, 'graphql request refused')
+    return [withCode(error, 'REGENT_BAD_GRAPHQL')]
   }
   log.error({ err: original }, 'graphql resolver failed')
   return [
@@ -139,10 +204,11 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
   ]
 }
 
-function withCode(error: GraphQLError, code: string) {
+/** The error with its REGENT_* code (and, for a validation error, the same `details` as REST). */
+function withCode(error: GraphQLError, code: string, details?: unknown) {
   return new GraphQLError(error.message, {
     ...(error.nodes ? { nodes: error.nodes } : {}),
     ...(error.path ? { path: error.path } : {}),
-    extensions: { ...error.extensions, code },
+    extensions: { ...error.extensions, code, ...(details === undefined ? {} : { details }) },
   }).toJSON()
 }

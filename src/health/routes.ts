@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import pg from 'pg'
 import { Type } from 'typebox'
 import { databaseVersion, latestMigrationVersion } from '../db/migrate.js'
+import { keepAlive } from '../db/pool.js'
 
 const CheckSchema = Type.Object({
   ok: Type.Boolean(),
@@ -26,12 +28,28 @@ const ReadySchema = Type.Object({
   ),
 })
 
-/** Liveness says the process runs; readiness says it can serve (database reachable, schema current). */
+/**
+ * Liveness says the process runs; readiness says it can serve (database reachable, schema current).
+ * Readiness asks the database over a connection of its own with a short timeout: behind the
+ * request pool it would wait for a free connection under load, and while the database is away it
+ * would wait for the pool's connection timeout, where an orchestrator needs a quick 503.
+ */
 export const healthRoutes: FastifyPluginAsyncTypebox<{
   probeTimeoutMs: number
+  readyTimeoutMs: number
   nextSteps: string[]
-}> = async (app, { probeTimeoutMs, nextSteps }) => {
+}> = async (app, { probeTimeoutMs, readyTimeoutMs, nextSteps }) => {
   const expectedVersion = latestMigrationVersion()
+  const probe = new pg.Pool({
+    ...app.db.options,
+    max: 1,
+    connectionTimeoutMillis: readyTimeoutMs,
+    query_timeout: readyTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: 'regent-readyz',
+  })
+  keepAlive(probe, app.log)
+  app.addHook('onClose', async () => probe.end())
 
   app.get(
     '/healthz',
@@ -59,7 +77,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{
     async (_request, reply) => {
       let database: { ok: boolean; detail?: string; migrationVersion: number; expectedVersion: number }
       try {
-        const migrationVersion = await databaseVersion(app.db)
+        const migrationVersion = await withinMs(databaseVersion(probe), readyTimeoutMs)
         const current = migrationVersion === expectedVersion
         database = {
           ok: current,
@@ -91,4 +109,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{
         .send({ status, checks: { database, registries }, ...(nextSteps.length > 0 ? { nextSteps } : {}) })
     },
   )
+}
+
+/** The promise's value, or a rejection once `ms` have passed (the probe's own timeouts are the first guard). */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

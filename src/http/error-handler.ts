@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type ErrorBody, errors, isRegentCode } from '../errors.js'
+import { validationError } from '../lib/validate.js'
 
 /**
  * Maps every error to `{ error: { code, message, requestId } }`. 4xx messages are the caller's to
@@ -29,15 +32,12 @@ export function errorBody(
 
 function handleError(this: FastifyInstance, err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err.validation) {
-    const details = err.validation.map((v) => ({
-      field: `${err.validationContext ?? 'body'}${v.instancePath.replaceAll('/', '.')}`.replace(/\.$/, ''),
-      message: v.message ?? 'is invalid',
-      ...(v.params && 'missingProperty' in v.params ? { missing: v.params.missingProperty } : {}),
-    }))
-    const summary = details.map((d) => `${d.field} ${d.message}`).join('; ')
+    const refused = validationError(err.validation, err.validationContext ?? 'body')
     return reply
       .code(400)
-      .send(errorBody(request, 'REGENT_VALIDATION', `Invalid request: ${summary}`, details))
+      .send(
+        errorBody(request, 'REGENT_VALIDATION', refused.message, (refused as { details?: unknown }).details),
+      )
   }
 
   const known = err.code ? FASTIFY_TO_REGENT[err.code] : undefined
@@ -65,6 +65,55 @@ function handleError(this: FastifyInstance, err: FastifyError, request: FastifyR
   }
   const internal = new errors.INTERNAL()
   return reply.code(internal.statusCode).send(errorBody(request, internal.code, internal.message))
+}
+
+/** Longest path parameter taken (Fastify answers longer ones through frameworkErrors, as 414). */
+export const MAX_PARAM_LENGTH = 1000
+
+/**
+ * Errors Fastify raises before a route is found (a URL that does not decode, a path segment above
+ * MAX_PARAM_LENGTH), answered in the same envelope as everything else.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const refused =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new errors.URI_TOO_LONG(MAX_PARAM_LENGTH)
+      : new errors.BAD_REQUEST('the URL is not valid')
+  request.log.info({ code: err.code }, 'request refused')
+  reply.code(refused.statusCode).send(errorBody(request, refused.code, refused.message))
+}
+
+const CLIENT_ERRORS: Record<string, InstanceType<(typeof errors)[keyof typeof errors]>> = {
+  HPE_HEADER_OVERFLOW: new errors.HEADERS_TOO_LARGE(),
+  ERR_HTTP_REQUEST_TIMEOUT: new errors.REQUEST_TIMEOUT(),
+}
+
+/**
+ * Node's HTTP parser refuses some requests before Fastify sees them (headers or URL above the
+ * 16 KiB header limit, a malformed request line, a request that took too long). The answer is
+ * written on the raw socket, still in the REGENT_* envelope; there is no request id yet, so one is
+ * made up for the log line and the answer.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const refused = (err.code && CLIENT_ERRORS[err.code]) || new errors.BAD_REQUEST('the request is malformed')
+  const requestId = randomUUID()
+  this.log.info({ code: err.code, requestId }, 'request refused by the HTTP parser')
+  const body = JSON.stringify({ error: { code: refused.code, message: refused.message, requestId } })
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${refused.statusCode} ${STATUS_TEXT[refused.statusCode] ?? 'Bad Request'}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(err)
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
 }
 
 export default fp(

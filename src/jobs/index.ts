@@ -1,9 +1,9 @@
-export { type BackoffOptions, backoffCeiling, backoffDelay } from './backoff.js'
+export { type BackoffOptions, backoffCeiling, backoffDelay } from '../lib/backoff.js'
 export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
 export { jobErrors } from './errors.js'
 export { jobRoutes } from './routes.js'
 export { type JobView, JobViewSchema } from './schemas.js'
-export { jobView, viewJob } from './service.js'
+export { type JobVisibility, jobView, viewJob } from './service.js'
 export {
   CLAIM_LOCK_KEY,
   type ClaimOptions,
@@ -21,6 +21,8 @@ export {
   heartbeat,
   type JobFilters,
   listJobs,
+  type PurgeOptions,
+  purgeFinishedJobs,
   releaseJobs,
   updateProgress,
 } from './sql.js'

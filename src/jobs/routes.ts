@@ -2,11 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errorResponses } from '../http/error-schema.js'
 import { JobParamsSchema, JobViewSchema } from './schemas.js'
-import { viewJob } from './service.js'
+import { type JobVisibility, viewJob } from './service.js'
 
 const secured = { security: [{ bearerAuth: [] }], tags: ['jobs'] }
 
-export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+/** GET /v1/jobs/{id}; `visibility` comes from the features that own the job kinds. */
+export const jobRoutes: FastifyPluginAsyncTypebox<{ visibility: JobVisibility }> = async (
+  app,
+  { visibility },
+) => {
   app.addSchema(JobViewSchema)
 
   app.get(
@@ -19,6 +23,6 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Type.Ref('Job'), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => viewJob(app.db, request.principal, request.params.id),
+    async (request) => viewJob(app.db, request.principal, request.params.id, visibility),
   )
 }

@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/principal.js'
+import { isAdmin, type Principal } from '../auth/principal.js'
 import type { Queryable } from '../db/pool.js'
 import { errors } from '../errors.js'
 import { jobErrors } from './errors.js'
@@ -25,10 +25,26 @@ export function jobView(job: Job): JobView {
   }
 }
 
-/** Any role may follow a job (a requester polls the deletion it queued). */
-export async function viewJob(db: Queryable, principal: Principal, id: string): Promise<JobView> {
+/**
+ * Who may follow a job, per kind: whoever may see what it acts on (the deletion, the policy, the
+ * GC runs), as the feature owning the kind says. A kind without a rule is for admins.
+ */
+export type JobVisibility = Record<string, (principal: Principal, job: Job) => Promise<boolean>>
+
+/**
+ * A job, for those who may see what it acts on (a requester polls the deletion it queued). Anyone
+ * else gets the same 404 as for a job that does not exist.
+ */
+export async function viewJob(
+  db: Queryable,
+  principal: Principal,
+  id: string,
+  visibility: JobVisibility = {},
+): Promise<JobView> {
   if (principal.roles.length === 0) throw new errors.FORBIDDEN('reading jobs needs at least the viewer role')
   const job = await getJob(db, id)
   if (!job) throw new jobErrors.JOB_NOT_FOUND(id)
+  const visible = isAdmin(principal) || ((await visibility[job.kind]?.(principal, job)) ?? false)
+  if (!visible) throw new jobErrors.JOB_NOT_FOUND(id)
   return jobView(job)
 }

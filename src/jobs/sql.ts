@@ -422,3 +422,34 @@ export async function failExpiredJobs(
   )
   return rows.map(rowToJob)
 }
+
+export interface PurgeOptions {
+  /** Finished before this: deleted. */
+  finishedBefore: Date
+  /** Beyond this many of the newest finished rows: deleted whatever their age. */
+  keep: number
+  /** At most this many rows per call (a short statement; the next run takes the rest). */
+  limit: number
+}
+
+/**
+ * Deletes finished jobs (succeeded, failed, cancelled) older than `finishedBefore` or beyond the
+ * newest `keep`, oldest first; queued and running jobs are never touched. Returns how many went.
+ * GET /v1/jobs/{id} then answers 404 for them; the request, run or delivery a job worked for keeps
+ * its own outcome.
+ */
+export async function purgeFinishedJobs(db: Queryable, options: PurgeOptions): Promise<number> {
+  const { rowCount } = await db.query(
+    `WITH finished AS (
+       SELECT id, coalesce(finished_at, updated_at) AS ended,
+              row_number() OVER (ORDER BY coalesce(finished_at, updated_at) DESC, id DESC) AS nth
+       FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')
+     ), doomed AS (
+       SELECT id FROM finished WHERE ended < $1::timestamptz OR nth > $2::integer
+       ORDER BY ended LIMIT $3::integer
+     )
+     DELETE FROM jobs USING doomed WHERE jobs.id = doomed.id`,
+    [options.finishedBefore, options.keep, options.limit],
+  )
+  return rowCount ?? 0
+}

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { withTransaction } from '../db/transaction.js'
-import { backoffDelay } from './backoff.js'
+import { backoffDelay } from '../lib/backoff.js'
 import type { JobsConfig } from './config-schema.js'
 import {
   claimJobs,
@@ -128,6 +128,8 @@ export class Worker {
 
   private listener: pg.Client | undefined
   private listenFailures = 0
+  /** Claims in a row that failed (the database is away): logged once, not at every poll. */
+  private claimFailures = 0
   private reconnectTimer: NodeJS.Timeout | undefined
   private pollTimer: NodeJS.Timeout | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -295,11 +297,21 @@ export class Worker {
           )
           return
         }
+        if (this.claimFailures > 0) {
+          this.log.info({ failedClaims: this.claimFailures }, 'database reachable again: claiming jobs')
+          this.claimFailures = 0
+        }
         for (const job of jobs) this.run(job)
         // A full batch may mean more are due; a registry cap may have held some back for others.
         if (jobs.length > 0) this.wakeRequested = true
       } catch (err) {
-        this.log.error({ err }, 'claiming jobs failed; the next poll tries again')
+        // While the database is away nothing is claimed; each poll tries again, quietly after the
+        // first failure, and jobs resume when it is back.
+        if (this.claimFailures++ === 0)
+          this.log.error(
+            { err },
+            'claiming jobs failed; trying again at every poll until the database answers',
+          )
         return
       }
     }
@@ -333,6 +345,16 @@ export class Worker {
   }
 
   private run(job: Job): void {
+    // Our own job whose lease ran out while the database was unreachable (no heartbeat got
+    // through) comes back to us from the claim: its handler is still running here, and the claim
+    // has renewed the lease it keeps heartbeating. A second handler would run it twice.
+    if (this.running.has(job.id)) {
+      this.jobLog(job).warn(
+        {},
+        'reclaimed a job still running here after its lease expired: letting it finish',
+      )
+      return
+    }
     const entry: Running = {
       job,
       controller: new AbortController(),

@@ -5,7 +5,7 @@ import { isAdmin, type Principal, type RequestContext } from '../auth/principal.
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
 import { enqueueJob } from '../jobs/index.js'
-import { decodeCursor, encodeCursor } from '../registries/cursor.js'
+import { decodeKeyset, keysetPage } from '../lib/paging.js'
 import type { NotificationsConfig } from './config-schema.js'
 import { DELIVER_NOTIFICATION } from './notify.js'
 import type { DeliveryView } from './schemas.js'
@@ -27,18 +27,13 @@ export class NotificationService {
     page: { limit: number; cursor?: string },
   ): Promise<{ items: DeliveryView[]; nextCursor: string | null }> {
     requireAdmin(principal)
-    const after = decodeCursor(page.cursor, ['createdAt', 'id'])
+    const after = decodeKeyset(page.cursor)
     const rows = await listDeliveries(this.pool, filters, {
       limit: page.limit + 1,
       ...(after ? { after } : {}),
     })
-    const more = rows.length > page.limit
-    const pageRows = rows.slice(0, page.limit)
-    const last = pageRows.at(-1)
-    return {
-      items: pageRows.map(toDeliveryView),
-      nextCursor: more && last ? encodeCursor({ createdAt: last.created_key, id: last.id }) : null,
-    }
+    const shown = keysetPage(rows, page.limit)
+    return { items: shown.rows.map(toDeliveryView), nextCursor: shown.nextCursor }
   }
 
   async get(principal: Principal, id: string): Promise<DeliveryView> {

@@ -1,5 +1,6 @@
 import type { JsonObject } from '../audit/types.js'
 import type { Queryable } from '../db/pool.js'
+import { CREATED_KEY, type Keyset, type KeysetRow } from '../lib/paging.js'
 
 /** The statements of webhook deliveries, one function each (migration 009). */
 
@@ -140,17 +141,14 @@ export interface DeliveryFilters {
   subject?: string
 }
 
-/**
- * Newest first, keyset-paginated on (created_at, id). `created_key` is created_at with its
- * microseconds: a JS Date keeps milliseconds only, and a cursor cut to them would skip rows.
- */
+/** Newest first, keyset-paginated on (created_at, id) (src/lib/paging.ts). */
 export async function listDeliveries(
   db: Queryable,
   filters: DeliveryFilters,
-  page: { limit: number; after?: { createdAt: string; id: string } },
-): Promise<(DeliveryRow & { created_key: string })[]> {
-  const { rows } = await db.query<DeliveryRow & { created_key: string }>(
-    `SELECT *, to_json(created_at) #>> '{}' AS created_key FROM notification_deliveries
+  page: { limit: number; after?: Keyset },
+): Promise<(DeliveryRow & KeysetRow)[]> {
+  const { rows } = await db.query<DeliveryRow & KeysetRow>(
+    `SELECT *, ${CREATED_KEY} FROM notification_deliveries
      WHERE ($1::text IS NULL OR webhook = $1::text)
        AND ($2::text IS NULL OR state = $2::text)
        AND ($3::text IS NULL OR event_type = $3::text)
@@ -169,4 +167,30 @@ export async function listDeliveries(
     ],
   )
   return rows
+}
+
+/**
+ * Deletes delivered deliveries older than `finishedBefore` or beyond the newest `keep`, and failed
+ * ones older than `finishedBefore` (until then they stay listable and can be redelivered); pending
+ * ones are never touched. Returns how many went.
+ */
+export async function purgeDeliveries(
+  db: Queryable,
+  options: { finishedBefore: Date; keep: number; limit: number },
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `WITH finished AS (
+       SELECT id, state, coalesce(delivered_at, failed_at, updated_at) AS ended,
+              row_number() OVER (PARTITION BY state = 'delivered'
+                                 ORDER BY coalesce(delivered_at, failed_at, updated_at) DESC, id DESC) AS nth
+       FROM notification_deliveries WHERE state IN ('delivered', 'failed')
+     ), doomed AS (
+       SELECT id FROM finished
+       WHERE ended < $1::timestamptz OR (state = 'delivered' AND nth > $2::integer)
+       ORDER BY ended LIMIT $3::integer
+     )
+     DELETE FROM notification_deliveries d USING doomed WHERE d.id = doomed.id`,
+    [options.finishedBefore, options.keep, options.limit],
+  )
+  return rowCount ?? 0
 }

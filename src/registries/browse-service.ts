@@ -10,6 +10,7 @@ import {
   parseManifest,
   parseReference,
 } from '../oci/index.js'
+import { abortable } from './abortable.js'
 import type { ContentCache, TagDigestCache, TagHead } from './content-cache.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
 import { mapLimit } from './map-limit.js'
@@ -161,9 +162,10 @@ export class BrowseService {
     principal: Principal,
     registry: string,
     query: { prefix?: string; limit: number; cursor?: string },
+    signal?: AbortSignal,
   ): Promise<Page<{ name: string }>> {
     requireBrowse(principal)
-    const { client } = this.registries.get(registry)
+    const { client } = abortable(this.registries.get(registry), signal)
     const after = decodeCursor(query.cursor, ['last'])?.last
     const prefix = query.prefix ?? ''
     // The catalog is sorted: start just before the prefix (a shorter string sorts first) and stop
@@ -194,13 +196,18 @@ export class BrowseService {
     registry: string,
     repository: string,
     query: { limit: number; cursor?: string },
+    signal?: AbortSignal,
   ): Promise<TagPage> {
     requireBrowse(principal)
-    const target = this.registries.get(registry)
     assertRepository(repository)
     const after = decodeCursor(query.cursor, ['last'])?.last
+    // A caller that may give up (a GraphQL request with its timeout) computes its own page, so its
+    // abort stops only its own registry calls.
+    if (signal)
+      return this.tagPage(abortable(this.registries.get(registry), signal), repository, query.limit, after)
     // The page is the same for every caller allowed to browse: callers asking for it at the same
     // time share one computation.
+    const target = this.registries.get(registry)
     return this.pages.run(`${registry}\u0000${repository}\u0000${query.limit}\u0000${after ?? ''}`, () =>
       this.tagPage(target, repository, query.limit, after),
     )
@@ -260,9 +267,15 @@ export class BrowseService {
     }
   }
 
-  async getManifest(principal: Principal, registry: string, repository: string, reference: string) {
+  async getManifest(
+    principal: Principal,
+    registry: string,
+    repository: string,
+    reference: string,
+    signal?: AbortSignal,
+  ) {
     requireBrowse(principal)
-    const target = this.registries.get(registry)
+    const target = abortable(this.registries.get(registry), signal)
     assertRepository(repository)
     const ref = parseReference(reference)
     const digest =

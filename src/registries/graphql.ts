@@ -166,7 +166,7 @@ export function registriesGraphql(browse: () => BrowseService): GraphqlModule {
           const all = await browse().listRegistries(ctx.principal)
           const found = all.find((r) => r.name === args.name)
           // Resolving through the service keeps the 404 code identical to REST's.
-          if (!found) await browse().listRepositories(ctx.principal, args.name, { limit: 1 })
+          if (!found) await browse().listRepositories(ctx.principal, args.name, { limit: 1 }, ctx.signal)
           return found
         },
       },
@@ -176,11 +176,16 @@ export function registriesGraphql(browse: () => BrowseService): GraphqlModule {
           args: { first: number; after?: string; prefix?: string },
           ctx: MercuriusContext,
         ) => {
-          const page = await browse().listRepositories(ctx.principal, registry.name, {
-            limit: clampFirst(args.first),
-            ...(args.after ? { cursor: args.after } : {}),
-            ...(args.prefix ? { prefix: args.prefix } : {}),
-          })
+          const page = await browse().listRepositories(
+            ctx.principal,
+            registry.name,
+            {
+              limit: clampFirst(args.first),
+              ...(args.after ? { cursor: args.after } : {}),
+              ...(args.prefix ? { prefix: args.prefix } : {}),
+            },
+            ctx.signal,
+          )
           const nodes = page.items.map((r) => ({ registry: registry.name, name: r.name }))
           return connection(nodes, page.nextCursor, (n) => encodeCursor({ last: n.name }))
         },
@@ -195,10 +200,13 @@ export function registriesGraphql(browse: () => BrowseService): GraphqlModule {
           args: { first: number; after?: string },
           ctx: MercuriusContext,
         ) => {
-          const page = await browse().listTags(ctx.principal, repo.registry, repo.name, {
-            limit: clampFirst(args.first),
-            ...(args.after ? { cursor: args.after } : {}),
-          })
+          const page = await browse().listTags(
+            ctx.principal,
+            repo.registry,
+            repo.name,
+            { limit: clampFirst(args.first), ...(args.after ? { cursor: args.after } : {}) },
+            ctx.signal,
+          )
           const nodes: TagNode[] = page.items.map((tag) => ({
             ...tag,
             registry: repo.registry,
@@ -211,7 +219,9 @@ export function registriesGraphql(browse: () => BrowseService): GraphqlModule {
           }
         },
         manifest: (repo: RepositoryNode, args: { reference: string }, ctx: MercuriusContext) =>
-          browse().getManifest(ctx.principal, repo.registry, repo.name, args.reference).then(manifestNode),
+          browse()
+            .getManifest(ctx.principal, repo.registry, repo.name, args.reference, ctx.signal)
+            .then(manifestNode),
       },
     },
     loaders: {
@@ -225,7 +235,7 @@ export function registriesGraphql(browse: () => BrowseService): GraphqlModule {
               let pending = distinct.get(key)
               if (!pending) {
                 pending = browse()
-                  .getManifest(ctx.principal, obj.registry, obj.repository, obj.digest)
+                  .getManifest(ctx.principal, obj.registry, obj.repository, obj.digest, ctx.signal)
                   .then(manifestNode)
                 distinct.set(key, pending)
               }

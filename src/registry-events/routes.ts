@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Counter } from 'prom-client'
 import { Type } from 'typebox'
 import { errorResponses } from '../http/error-schema.js'
+import { requestContext } from '../http/request-context.js'
 import type { RegistryConfig } from '../registries/config-schema.js'
 import { EVENT_SECRET_HEADER, EVENTS_MEDIA_TYPE, EventCountsSchema, EventEnvelopeSchema } from './schemas.js'
 import { resolveEventSecrets } from './secrets.js'
@@ -9,23 +10,26 @@ import { RegistryEventsService } from './service.js'
 
 export interface RegistryEventRoutesOptions {
   registries: RegistryConfig[]
+  /** Requests per client address and window (config publicRoutes.rateLimit). */
+  rateLimit: { max: number; windowMs: number }
   /** Where `events.secretEnv` is read (default process.env; tests pass their own). */
   env?: Record<string, string | undefined>
 }
 
 /**
  * The notification endpoint registries post to. It is public (no JWT: a registry cannot get one);
- * the per-registry secret header authenticates it, checked in onRequest so that an unauthenticated
- * sender learns nothing from body validation.
+ * the per-registry secret header authenticates it, checked before the body is read so that an
+ * unauthenticated sender learns nothing from body validation. The rate limit comes first of all.
  */
 export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesOptions> = async (
   app,
-  { registries, env },
+  { registries, env, rateLimit },
 ) => {
   const service = new RegistryEventsService({
     pool: app.db,
     secrets: resolveEventSecrets(registries, env ?? process.env),
     log: app.log,
+    refusals: app.refusals,
   })
   // Per registry (a label bounded by the config): shows whether a registry still sends, and how
   // much of it Regent ignores. Refused envelopes show in regent_http_requests_total as 401s.
@@ -46,10 +50,10 @@ export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesO
   app.post(
     '/v1/registries/:registry/events',
     {
-      config: { public: true },
-      onRequest: async (request) => {
+      config: { public: true, rateLimit: app.refusals.rateLimit('registry-events', rateLimit) },
+      preParsing: async (request) => {
         const { registry } = request.params as { registry: string }
-        service.authenticate(registry, request.headers[EVENT_SECRET_HEADER], request.log)
+        service.authenticate(registry, request.headers[EVENT_SECRET_HEADER], requestContext(request))
       },
       schema: {
         tags: ['registry-events'],
@@ -60,7 +64,7 @@ export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesO
         consumes: [EVENTS_MEDIA_TYPE, 'application/json'],
         params: Type.Object({ registry: Type.String({ minLength: 1, maxLength: 63 }) }),
         body: EventEnvelopeSchema,
-        response: { 200: Type.Ref('RegistryEventCounts'), ...errorResponses(400, 401, 404, 413, 415) },
+        response: { 200: Type.Ref('RegistryEventCounts'), ...errorResponses(400, 401, 404, 413, 415, 429) },
       },
     },
     async (request) => {

@@ -1,7 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type pg from 'pg'
+import type { RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
+import type { RefusalLedger } from '../http/refusals.js'
 import { MANIFEST_MEDIA_TYPES, USER_AGENT } from '../oci/index.js'
 import { isDigest, isRepositoryName, isTag } from '../oci/reference.js'
 import type { EventCounts, RegistryEvent } from './schemas.js'
@@ -30,6 +32,8 @@ export interface RegistryEventsServiceOptions {
   pool: pg.Pool
   secrets: EventSecrets
   log: FastifyBaseLogger
+  /** Where refused envelopes are counted and summarised (never one row or log line each). */
+  refusals: Pick<RefusalLedger, 'record'>
 }
 
 /** Takes in notification envelopes: checks the sender, then records manifest pushes and pulls. */
@@ -37,26 +41,30 @@ export class RegistryEventsService {
   readonly #pool: pg.Pool
   readonly #secrets: EventSecrets
   readonly #log: FastifyBaseLogger
+  readonly #refusals: Pick<RefusalLedger, 'record'>
   readonly #prunedAt = new Map<string, number>()
 
   constructor(options: RegistryEventsServiceOptions) {
     this.#pool = options.pool
     this.#secrets = options.secrets
     this.#log = options.log
+    this.#refusals = options.refusals
   }
 
   /**
-   * Throws unless `registry` takes events and `given` is its secret. A refusal is logged at warn
-   * (a registry with a stale secret otherwise retries unnoticed forever), never with the secret.
+   * Throws unless `registry` takes events and `given` is its secret. A refusal is counted, logged
+   * at warn once per source and window (a registry with a stale secret otherwise retries
+   * unnoticed forever) and summarised in the audit log, never with the secret.
    */
-  authenticate(registry: string, given: string | string[] | undefined, log: FastifyBaseLogger = this.#log) {
+  authenticate(registry: string, given: string | string[] | undefined, context: RequestContext) {
     const secret = this.#secrets.get(registry)
     if (secret === undefined) throw new errors.REGISTRY_UNKNOWN(registry)
     if (secret === null) throw new errors.EVENTS_NOT_ENABLED(registry)
     if (!secretMatches(secret, given)) {
-      log.warn(
-        { registry, secretHeader: given === undefined ? 'missing' : 'wrong' },
-        'registry event envelope refused',
+      this.#refusals.record(
+        'registry-events',
+        context,
+        `${registry}: secret ${given === undefined ? 'missing' : 'wrong'}`,
       )
       throw new errors.EVENTS_UNAUTHENTICATED()
     }

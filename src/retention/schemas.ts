@@ -1,6 +1,5 @@
 import { Type } from 'typebox'
-import { Value } from 'typebox/value'
-import { errors } from '../errors.js'
+import { validated } from '../lib/validate.js'
 import type { PolicyInput } from './service.js'
 
 /** REST shapes of retention policies, previews and runs (the rule language: rules.ts). */
@@ -241,10 +240,5 @@ export const RunRequestSchema = Type.Object(
 
 /** A policy document from GraphQL's JSON input: the REST body's schema, with the same 400. */
 export function parsePolicyInput(input: unknown): PolicyInput {
-  const value = Value.Default(PolicyInputSchema, structuredClone(input ?? {}))
-  if (!Value.Check(PolicyInputSchema, value)) {
-    const first = [...Value.Errors(PolicyInputSchema, value)][0]
-    throw new errors.VALIDATION(`${first?.instancePath || 'input'} ${first?.message ?? 'is invalid'}`)
-  }
-  return value as PolicyInput
+  return validated(PolicyInputSchema, input) as PolicyInput
 }

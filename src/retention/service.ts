@@ -5,6 +5,7 @@ import { withTransaction } from '../db/transaction.js'
 import type { DeletionService } from '../deletions/service.js'
 import { errors } from '../errors.js'
 import { parseCron } from '../gc/cron.js'
+import { globProblem } from '../governance/globs.js'
 import { activeHolds } from '../governance/holds.js'
 import type { GovernanceConfig } from '../governance/index.js'
 import { formatBytes, plural } from '../http/format.js'
@@ -206,10 +207,22 @@ export class RetentionService {
     return toPolicyView(row)
   }
 
+  /** Whether the principal may follow the jobs of this policy (its runs and warnings). */
+  async policyVisibleTo(principal: Principal, policyId: string): Promise<boolean> {
+    const policy = await getPolicy(this.pool, policyId)
+    return policy !== undefined && seesTeam(principal, policy.team)
+  }
+
+  async runVisibleTo(principal: Principal, runId: string): Promise<boolean> {
+    const run = await getRun(this.pool, runId)
+    return run !== undefined && this.policyVisibleTo(principal, run.policy_id)
+  }
+
   /** Evaluates a saved policy now and keeps the result, so the next preview or run can diff. */
   async preview(principal: Principal, id: string): Promise<PreviewView> {
     requireViewer(principal)
     const policy = await this.load(id)
+    requireTeamViewer(principal, policy.team)
     const evaluation = await this.evaluate(policy)
     const previous = await previousEvaluation(this.pool, policy.id)
     const run = (await insertRun(this.pool, {
@@ -235,6 +248,7 @@ export class RetentionService {
   async previewUnsaved(principal: Principal, input: PolicyInput): Promise<PreviewView> {
     requireViewer(principal)
     const fields = this.validate(input)
+    requireTeamViewer(principal, fields.team)
     const evaluation = await this.evaluate(fields)
     const guard = this.guard(evaluation, fields)
     return this.previewView(null, fields, evaluation, guard, diffAgainst(evaluation.expired, undefined))
@@ -558,6 +572,10 @@ export class RetentionService {
     const team = input.team ?? null
     if (team && !this.governance.teams.some((t) => t.name === team))
       problems.push(`team ${team} is not configured`)
+    for (const glob of input.repositories) {
+      const problem = globProblem(glob)
+      if (problem) problems.push(`repositories: ${JSON.stringify(glob)} is not a repository glob: ${problem}`)
+    }
     if (input.schedule) {
       try {
         parseCron(input.schedule)
@@ -620,6 +638,25 @@ export function policyPrincipal(policy: Pick<PolicyRow, 'name' | 'team'>): Princ
 function requireViewer(principal: Principal): void {
   if (principal.roles.length === 0)
     throw new errors.FORBIDDEN('retention policies need at least the viewer role')
+}
+
+/**
+ * A preview evaluates every repository of the policy (registry calls, and a stored run row for a
+ * saved policy): it is for the policy's own team, and a global policy's for admins.
+ */
+function requireTeamViewer(principal: Principal, team: string | null): void {
+  if (seesTeam(principal, team)) return
+  throw new errors.FORBIDDEN(
+    team
+      ? `previews of ${team}'s retention policies are for its members`
+      : 'previews of global retention policies are for admins',
+  )
+}
+
+/** A team's policy is its members' (with any role); a global policy is admins'. */
+function seesTeam(principal: Principal, team: string | null): boolean {
+  if (isAdmin(principal)) return true
+  return team !== null && principal.roles.length > 0 && principal.teams.includes(team)
 }
 
 export function toPolicyView(row: PolicyRow): PolicyView {

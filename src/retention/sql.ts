@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js'
+import { assertUuid } from '../lib/validate.js'
 import type { RetentionRule } from './rules.js'
 
 /** The statements of retention policies and runs, one function each (migration 011). */
@@ -150,6 +151,7 @@ export async function getPolicy(
   id: string,
   options: { forUpdate?: boolean } = {},
 ): Promise<PolicyRow | undefined> {
+  assertUuid(id)
   const { rows } = await db.query<PolicyRow>(
     `SELECT * FROM retention_policies WHERE id = $1 AND deleted_at IS NULL${options.forUpdate ? ' FOR UPDATE' : ''}`,
     [id],
@@ -253,6 +255,7 @@ export async function getRun(
   id: string,
   options: { forUpdate?: boolean } = {},
 ): Promise<RunRow | undefined> {
+  assertUuid(id)
   const { rows } = await db.query<RunRow>(
     `SELECT * FROM retention_runs WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
     [id],

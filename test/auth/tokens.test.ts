@@ -7,7 +7,7 @@ import { createSigner } from 'fast-jwt'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { JwksCache } from '../../src/auth/keys.js'
-import { authHeaders, build, signToken } from '../helper.js'
+import { authHeaders, build, signToken, TEST_JWT_SECRET } from '../helper.js'
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -190,4 +190,29 @@ t.test('JWKS cache: a newly published key is accepted after the cooldown', async
   clock += 2000
   t.ok(await cache.keyFor('k2'), 'after the cooldown the rotated key is found')
   t.equal(cache.fetchCount, 2)
+})
+
+t.test('a token may live at most auth.maxTokenLifetimeSec (24 h by default) from its iat', async (t) => {
+  const hs256 = (claims: Record<string, unknown>) =>
+    createSigner({ key: TEST_JWT_SECRET, algorithm: 'HS256' })({ sub: 'alice', ...claims })
+  const code = async (app: FastifyInstance, token: string) => (await status(app, token)).statusCode
+  const app = await build(t)
+  const issued = now() - 60
+  t.equal(await code(app, hs256({ iat: issued, exp: issued + 23 * 3600 })), 200, '23 hours is fine')
+  t.equal(await code(app, hs256({ iat: issued, exp: issued + 25 * 3600 })), 401, '25 hours is refused')
+  t.equal(await code(app, hs256({ iat: issued, exp: 1e308 })), 401, 'exp: 1e308 is refused')
+  t.equal(await code(app, hs256({ exp: now() + 30 * 24 * 3600 })), 401, 'without iat, counted from now')
+  t.equal(
+    await code(app, hs256({ iat: now() + 3600, exp: now() + 7200 })),
+    401,
+    'an iat in the future is refused',
+  )
+  const longer = await build(t, {
+    config: { auth: { jwtSecret: TEST_JWT_SECRET, maxTokenLifetimeSec: 7 * 86400 } },
+  })
+  t.equal(
+    await code(longer, hs256({ iat: issued, exp: issued + 6 * 86400 })),
+    200,
+    'the limit is configurable',
+  )
 })

@@ -31,7 +31,12 @@ async function setup(t: Test, options: { deleteEnabled?: boolean } = {}) {
   const client = new RegistryClient(registryConfig(registry))
   t.teardown(() => client.close())
   const app = await build(t, {
-    config: { registries: [registryConfig(registry, { name: 'local' })], governance },
+    // Introspection on: one test reads the schema to compare the graph with the REST routes.
+    config: {
+      registries: [registryConfig(registry, { name: 'local' })],
+      governance,
+      graphql: { introspection: true },
+    },
   })
   return { registry, client, app }
 }

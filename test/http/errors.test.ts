@@ -1,20 +1,8 @@
-import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
 import { Type } from 'typebox'
 import { build } from '../helper.js'
-
-/** A log destination that keeps every line, to assert on what was (not) logged. */
-function logSink() {
-  const lines: string[] = []
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(chunk.toString())
-      done()
-    },
-  })
-  return { lines, sink }
-}
+import { logSink } from '../helpers/log-sink.js'
 
 t.test('an unknown route answers 404 JSON with a code and the request id', async (t) => {
   const app = await build(t)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { backoffCeiling, backoffDelay } from '../../src/jobs/backoff.js'
+import { backoffCeiling, backoffDelay } from '../../src/lib/backoff.js'
 
 const options = { baseMs: 1000, maxMs: 300_000 }
 

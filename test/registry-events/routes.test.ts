@@ -186,7 +186,7 @@ t.test(
 )
 
 t.test(
-  'a wrong or missing secret is 401, stores nothing, and is logged at warn without the secret',
+  'a wrong or missing secret is 401, stores nothing, and is logged and audited once per source without the secret',
   async (t) => {
     const lines: string[] = []
     const stream = new Writable({
@@ -210,10 +210,16 @@ t.test(
     t.equal(malformed.statusCode, 401)
     t.same(await storedRows(app), { ids: 0, digests: 0, tags: 0 })
 
-    const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === 40)
-    t.equal(warnings.length, 4, 'each refusal is a warning')
-    t.match(warnings[0], { registry: 'hub', secretHeader: 'wrong', msg: 'registry event envelope refused' })
-    t.match(warnings[1], { secretHeader: 'missing' })
+    const warnings = () => lines.map((l) => JSON.parse(l)).filter((l) => l.level === 40)
+    t.equal(warnings().length, 1, "the source's first refusal is a warning, the others are counted")
+    t.match(warnings()[0], { endpoint: 'registry-events', reason: 'hub: secret wrong', msg: /refused/ })
+    await app.refusals.flush()
+    t.match(warnings()[1], { count: 4, reasons: { 'hub: secret wrong': 3, 'hub: secret missing': 1 } })
+    const { rows } = await app.db.query<{ details: Record<string, unknown> }>(
+      "SELECT details FROM audit_events WHERE action = 'registry_events.refused'",
+    )
+    t.equal(rows.length, 1, 'one audit event summarises the four refusals')
+    t.match(rows[0]?.details, { count: 4, summary: /4 refused registry event envelopes from / })
     const all = lines.join('\n')
     t.notOk(all.includes('not-the-secret'), 'the given secret is not logged')
     t.notOk(all.includes(SECRET.slice(0, -1)), 'nor the real one')
@@ -423,6 +429,7 @@ t.test('event ids older than the retention are pruned; a late redelivery still m
     pool: app.db,
     secrets: resolveEventSecrets(eventRegistries(), { [SECRET_ENV]: SECRET }),
     log: app.log,
+    refusals: app.refusals,
   })
   t.same(await service.ingest('hub', [first as RegistryEvent]), { accepted: 0, duplicates: 1, ignored: 0 })
   t.notOk((await ids()).includes(`hub/${first.id}`), 'the 8-day-old id is pruned')

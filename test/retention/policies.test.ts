@@ -484,3 +484,47 @@ t.test(
     )
   },
 )
+
+t.test("previews need the policy's team: another team's viewer gets 403 and no run is stored", async (t) => {
+  const { client, app } = await setup(t)
+  await pushImage(client, 'payments/api', { tags: ['a'] })
+  const body = {
+    name: 'pay-preview',
+    team: 'payments',
+    registry: 'local',
+    repositories: ['payments/**'],
+    rules: [{ expire: { always: true } }],
+  }
+  const policy = await createPolicy(app, body)
+  const runs = async () =>
+    Number((await app.db.query<{ n: string }>('SELECT count(*) AS n FROM retention_runs')).rows[0]!.n)
+  const before = await runs()
+  const saved = await app.inject({
+    method: 'POST',
+    url: `/v1/policies/${policy.id}/preview`,
+    headers: webApprover,
+  })
+  t.equal(saved.statusCode, 403)
+  t.equal(saved.json().error.code, 'REGENT_FORBIDDEN')
+  const unsaved = await app.inject({
+    method: 'POST',
+    url: '/v1/policies/preview',
+    headers: webApprover,
+    payload: body,
+  })
+  t.equal(unsaved.statusCode, 403, 'an unsaved preview of that team too')
+  const global = await app.inject({
+    method: 'POST',
+    url: '/v1/policies/preview',
+    headers: payRequester,
+    payload: { ...body, team: null },
+  })
+  t.equal(global.statusCode, 403, 'a global policy is previewed by admins')
+  t.equal(await runs(), before, 'no run row was stored')
+  t.equal(
+    (await preview(app, policy.id, payRequester)).counts.expiredTags,
+    1,
+    "the team's own requester may preview",
+  )
+  t.equal((await preview(app, policy.id, admin)).counts.expiredTags, 1, 'and an admin')
+})

@@ -3,44 +3,12 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { freePort, isAlive } from '../../src/db/embedded.js'
+import { isAlive } from '../../src/db/embedded.js'
 import { RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
-import { type RunningChild, runNode } from '../helpers/child.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
-
-/**
- * These tests run the real process (`node dist/server.js`, what `npm start` and the image run):
- * signals, the embedded database's lifecycle and exit codes only exist there.
- */
-const serverJs = new URL('../../dist/server.js', import.meta.url).pathname
-
-interface Running extends RunningChild {
-  port: number
-}
-
-async function startServer(env: Record<string, string>): Promise<Running> {
-  const port = await freePort()
-  const { DATABASE_URL: _ignored, ...base } = process.env
-  const running = runNode([serverJs], {
-    env: { ...base, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-  })
-  return { ...running, port }
-}
-
-async function waitReady(server: Running, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) throw new Error(`server exited early:\n${server.output()}`)
-    try {
-      const res = await fetch(`http://127.0.0.1:${server.port}/readyz`)
-      if (res.status === 200) return
-    } catch {}
-    await sleep(200)
-  }
-  throw new Error(`server not ready in time:\n${server.output()}`)
-}
+import { type RunningServer as Running, startServer, waitReady } from '../helpers/server-process.js'
 
 function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
