@@ -156,7 +156,7 @@ export async function runReplicaScenario(options: ScenarioOptions): Promise<Scen
           ],
         },
         jobs: { leaseMs: 3000, heartbeatMs: 500, pollMs: 500, concurrency: 4, registryConcurrency: 4 },
-        deletions: { itemConcurrency: 8 },
+        deletions: { repositoryConcurrency: 8 },
         database: { poolMax: 10 },
       }),
     )

@@ -49,7 +49,7 @@ function configFile(dir: string, registryUrl: string): string {
         ],
       },
       jobs: { leaseMs: 3000, heartbeatMs: 500, pollMs: 300, backoffBaseMs: 100, backoffMaxMs: 1000 },
-      deletions: { itemConcurrency: 2, maxAttempts: 20 },
+      deletions: { repositoryConcurrency: 2, maxAttempts: 20 },
       database: { connectionTimeoutMs: 2000, readyTimeoutMs: 1000 },
     }),
   )
