@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { stringify } from 'yaml'
 import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
 
@@ -18,7 +19,7 @@ async function main() {
   const pool = new pg.Pool({ connectionString: 'postgres://unused@127.0.0.1:1/unused' })
   const app = await buildApp(config, { pool, migrate: false, background: false })
   await app.ready()
-  const yaml = app.swagger({ yaml: true })
+  const yaml = stableYaml(app.swagger() as OpenApiDocument)
   await app.close()
   await pool.end()
 
@@ -45,3 +46,24 @@ main().catch((err) => {
   process.stderr.write(`${(err as Error).stack}\n`)
   process.exitCode = 1
 })
+
+interface OpenApiDocument {
+  paths?: Record<string, unknown>
+  components?: { schemas?: Record<string, unknown> }
+}
+
+/**
+ * The document with its paths and component schemas in name order: the contract must not change
+ * with the order in which the features happen to register their routes.
+ */
+function stableYaml(document: OpenApiDocument): string {
+  const sorted = (record: Record<string, unknown> | undefined) =>
+    record && Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  const paths = sorted(document.paths)
+  const schemas = sorted(document.components?.schemas)
+  return stringify({
+    ...document,
+    ...(paths ? { paths } : {}),
+    ...(schemas ? { components: { ...document.components, schemas } } : {}),
+  })
+}

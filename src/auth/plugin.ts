@@ -1,11 +1,13 @@
 import jwt, { type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { FeatureOptions } from '../app-options.js'
 import type { Config } from '../config.js'
 import { errors } from '../errors.js'
 import { matchesGlob } from '../governance/globs.js'
 import { createKeySource } from './keys.js'
 import { type Principal, ROLES, type Role } from './principal.js'
+import { authRoutes } from './routes.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,7 +34,7 @@ const SUBJECT = /^[\w.@:+-]{1,256}$/
  * One authentication path for REST and GraphQL: every route needs a valid bearer token unless it
  * is marked `config: { public: true }`. The principal is built once here and handed to services.
  */
-export default fp<{ config: Config }>(
+export default fp<FeatureOptions>(
   async (app, { config }) => {
     const auth = config.auth
     const keys = createKeySource(auth)
@@ -79,6 +81,7 @@ export default fp<{ config: Config }>(
       }
       request.principal = principalFrom(claims, request.headers[ON_BEHALF_OF_HEADER], auth)
     })
+    await app.register(authRoutes)
   },
   { name: 'auth', dependencies: ['error-handler'] },
 )

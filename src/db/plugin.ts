@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type pg from 'pg'
-import type { Config } from '../config.js'
+import type { FeatureOptions } from '../app-options.js'
 import { errors } from '../errors.js'
 import { migrate } from './migrate.js'
 import { createPool, keepAlive } from './pool.js'
@@ -11,17 +11,12 @@ declare module 'fastify' {
   }
 }
 
-export interface DbPluginOptions {
-  config: Config
-  /** A pool owned by the caller (tests, the migrate CLI); the plugin then leaves it open on close. */
-  pool?: pg.Pool
-  /** Apply pending migrations before the app is ready (default true). */
-  migrate?: boolean
-}
-
-export default fp<DbPluginOptions>(
-  async (app, options) => {
-    const { config } = options
+/**
+ * The pool (or the caller's: tests and the migrate CLI pass their own, left open on close), with
+ * pending migrations applied before the app is ready unless the caller says not to.
+ */
+export default fp<FeatureOptions>(
+  async (app, { config, overrides: options }) => {
     if (!options.pool && !config.databaseUrl) {
       throw new errors.UNAVAILABLE(
         'no database: set DATABASE_URL, or start through server.ts for the embedded one',

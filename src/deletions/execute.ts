@@ -1,14 +1,17 @@
 import type pg from 'pg'
-import { type AuditInput, appendAuditEvent, appendAuditEvents, auditActor } from '../audit/index.js'
+import { Type } from 'typebox'
+import { type AuditInput, appendAuditEvent, appendAuditEvents } from '../audit/index.js'
+import type { Principal } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
-import type { DeletionGcHooks } from '../gc/deletions.js'
-import { activeHolds, lockHoldsForReading } from '../governance/holds.js'
 import type { GovernanceConfig } from '../governance/index.js'
-import { type JobContext, type JobHandler, NonRetryableJobError } from '../jobs/index.js'
+import { activeHolds, lockHoldsForReading } from '../holds/index.js'
+import { type Job, type JobContext, type JobKind, NonRetryableJobError } from '../jobs/index.js'
+import { workerActor } from '../lib/system.js'
 import { isRegistryError, type RegistryClient, type RegistryError } from '../oci/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import { mapLimit } from '../registries/map-limit.js'
 import type { RegistrySet } from '../registries/registry-set.js'
+import type { DeletionGate } from './gates.js'
 import {
   finishItems,
   type ItemResult,
@@ -54,8 +57,10 @@ export interface ExecutionDeps {
   notify?: (deletionId: string) => Promise<void>
   /** In-use awareness: usage that appeared since approval stops an item like a new tag does. */
   usage?: UsageGuard
-  /** Garbage collection: jobs wait while a GC of their registry runs; finished ones schedule one. */
-  gc?: DeletionGcHooks
+  /** What other features say before an execution runs and after it deleted something. */
+  gates: readonly DeletionGate[]
+  /** Who may read an execution job: whoever may see its request. */
+  visibleTo(principal: Principal, deletionId: string): Promise<boolean>
   /** Emits the final state's notification inside the transaction that records it. */
   announce?: AnnounceFinal
 }
@@ -98,46 +103,55 @@ interface Execution {
  * item pending and fail the attempt, so the queue retries with backoff; terminal ones (405, 403, a
  * first-attempt 404) fail the item.
  */
-export function deletionHandler(deps: ExecutionDeps): JobHandler {
-  return async (job, ctx) => {
-    const { deletionId } = job.payload as { deletionId: string }
-    await deps.gc?.waitWhileCollecting(job)
-    const request = await start(deps.pool, deletionId)
-    if (!request) return { skipped: 'not runnable' }
-    const run: Execution = {
-      deps,
-      request,
-      client: deps.registries.get(request.registry).client,
-      ctx,
-      retryable: [],
-      progress: throttled(PROGRESS_EVERY_MS, () => reportProgress(deps, ctx, deletionId)),
-    }
-    const pending = await itemsOf(deps.pool, deletionId, 'pending')
-    const byRepository = new Map<string, ItemRow[]>()
-    for (const item of pending)
-      byRepository.set(item.repository, [...(byRepository.get(item.repository) ?? []), item])
-    // Every repository runs to its end even when another fails, so nothing is left running after
-    // the attempt is over.
-    const failures: unknown[] = []
-    await mapLimit([...byRepository], deps.repositoryConcurrency, async ([repository, items]) => {
-      if (ctx.signal.aborted) return
-      await withRepositoryLock(deps.pool, request.registry, repository, ctx.signal, (session) =>
-        runRepository(run, session, items),
-      ).catch((err: unknown) => failures.push(err))
-    })
-    await reportProgress(deps, ctx, deletionId)
-    ctx.signal.throwIfAborted()
-    if (failures.length > 0) throw failures[0]
-    if (run.retryable.length > 0) {
-      const first = run.retryable[0] as Error & { retryAfterSeconds?: number }
-      const err = new Error(
-        `${run.retryable.length} item(s) hit a retryable registry fault: ${first.message}`,
-      )
-      if (first.retryAfterSeconds) Object.assign(err, { retryAfterMs: first.retryAfterSeconds * 1000 })
-      throw err
-    }
-    return finish(deps, request)
+export function executionJob(deps: ExecutionDeps): JobKind<typeof ExecutionPayloadSchema> {
+  return {
+    kind: EXECUTE_DELETION,
+    payload: ExecutionPayloadSchema,
+    run: ({ deletionId }, job, ctx) => execute(deps, deletionId, job, ctx),
+    onFailed: (client, { deletionId }, job) =>
+      onExecutionFailed(client, deletionId, job.lastError, deps.announce),
+    visibleTo: (principal, { deletionId }) => deps.visibleTo(principal, deletionId),
   }
+}
+
+/** What a `deletion.execute` job carries. */
+export const ExecutionPayloadSchema = Type.Object({ deletionId: Type.String() })
+
+async function execute(deps: ExecutionDeps, deletionId: string, job: Job, ctx: JobContext) {
+  for (const gate of deps.gates) await gate.beforeExecution?.(job)
+  const request = await start(deps.pool, deletionId)
+  if (!request) return { skipped: 'not runnable' }
+  const run: Execution = {
+    deps,
+    request,
+    client: deps.registries.get(request.registry).client,
+    ctx,
+    retryable: [],
+    progress: throttled(PROGRESS_EVERY_MS, () => reportProgress(deps, ctx, deletionId)),
+  }
+  const pending = await itemsOf(deps.pool, deletionId, 'pending')
+  const byRepository = new Map<string, ItemRow[]>()
+  for (const item of pending)
+    byRepository.set(item.repository, [...(byRepository.get(item.repository) ?? []), item])
+  // Every repository runs to its end even when another fails, so nothing is left running after
+  // the attempt is over.
+  const failures: unknown[] = []
+  await mapLimit([...byRepository], deps.repositoryConcurrency, async ([repository, items]) => {
+    if (ctx.signal.aborted) return
+    await withRepositoryLock(deps.pool, request.registry, repository, ctx.signal, (session) =>
+      runRepository(run, session, items),
+    ).catch((err: unknown) => failures.push(err))
+  })
+  await reportProgress(deps, ctx, deletionId)
+  ctx.signal.throwIfAborted()
+  if (failures.length > 0) throw failures[0]
+  if (run.retryable.length > 0) {
+    const first = run.retryable[0] as Error & { retryAfterSeconds?: number }
+    const err = new Error(`${run.retryable.length} item(s) hit a retryable registry fault: ${first.message}`)
+    if (first.retryAfterSeconds) Object.assign(err, { retryAfterMs: first.retryAfterSeconds * 1000 })
+    throw err
+  }
+  return finish(deps, request)
 }
 
 async function start(pool: pg.Pool, deletionId: string): Promise<DeletionRow | undefined> {
@@ -149,7 +163,7 @@ async function start(pool: pg.Pool, deletionId: string): Promise<DeletionRow | u
     if (row.state !== 'queued') return undefined
     const running = await setDeletionState(client, row.id, 'queued', 'running')
     await appendAuditEvent(client, {
-      ...workerActor(row),
+      ...actorFor(row),
       action: 'deletion.running',
       outcome: 'running',
       registry: row.registry,
@@ -445,7 +459,7 @@ async function recordOutcomes(
   const events: AuditInput[] = outcomes
     .filter(({ item }) => ended.has(item.position))
     .map(({ item, result }) => ({
-      ...workerActor(request),
+      ...actorFor(request),
       action: auditAction(item, result),
       outcome: result.outcome,
       registry: request.registry,
@@ -478,9 +492,9 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
     const ended = await setDeletionState(db, request.id, 'running', state)
     await db.query('UPDATE deletion_requests SET executed_at = now() WHERE id = $1::uuid', [request.id])
     // Before the audit event: GC transactions lock their run row before the audit chain head.
-    if (counts.deleted > 0) await deps.gc?.deletionsFinished(db, request.registry)
+    if (counts.deleted > 0) for (const gate of deps.gates) await gate.deleted?.(db, request.registry)
     await appendAuditEvent(db, {
-      ...workerActor(request),
+      ...actorFor(request),
       action: `deletion.${state}`,
       outcome: state,
       registry: request.registry,
@@ -515,17 +529,8 @@ async function reportProgress(deps: ExecutionDeps, ctx: JobContext, deletionId: 
 }
 
 /** The worker acts for the person who requested the deletion; both are on every event. */
-function workerActor(request: DeletionRow) {
-  return auditActor(
-    {
-      subject: 'regent-worker',
-      onBehalfOf: request.requester_person,
-      teams: request.requester_teams,
-      roles: [],
-      channel: 'system',
-    },
-    { requestId: `deletion-${request.id}` },
-  )
+function actorFor(request: DeletionRow) {
+  return workerActor(request.requester_person, request.requester_teams, `deletion-${request.id}`)
 }
 
 function auditAction(item: ItemRow, result: ItemResult): string {
@@ -553,7 +558,7 @@ function rankOf(item: ItemRow): number {
  * the job's last error, and the request ends failed or partially failed. Runs inside the queue's
  * transaction that marks the job failed, so the request, its items and the audit event agree.
  */
-export async function onExecutionFailed(
+async function onExecutionFailed(
   db: pg.PoolClient,
   deletionId: string,
   lastError: string | null,
@@ -572,7 +577,7 @@ export async function onExecutionFailed(
   if (current.state === 'queued') await setDeletionState(db, deletionId, 'queued', 'running')
   const ended = await setDeletionState(db, deletionId, 'running', state)
   await appendAuditEvent(db, {
-    ...workerActor(current),
+    ...actorFor(current),
     action: `deletion.${state}`,
     outcome: state,
     registry: current.registry,

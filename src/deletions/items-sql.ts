@@ -237,3 +237,29 @@ export async function verificationWindows(db: Queryable, deletionIds: string[]):
   )
   return rows.map((r) => Number(r.ms))
 }
+
+/**
+ * The restore window: items of the registry deleted before a garbage collection's sweep began lose
+ * their blobs to it, so they can no longer be restored. Returns how many closed.
+ */
+export async function closeRestoreWindow(db: Queryable, registry: string, before: Date): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE deletion_items di SET restorable = false, updated_at = now()
+     FROM deletion_requests dr
+     WHERE dr.id = di.deletion_id AND dr.registry = $1::text
+       AND di.restorable AND di.state = 'deleted' AND di.finished_at <= $2::timestamptz`,
+    [registry, before],
+  )
+  return rowCount ?? 0
+}
+
+/** When the registry's newest still restorable deletion happened (restoreWindowMs waits for it). */
+export async function newestRestorableDeletion(db: Queryable, registry: string): Promise<Date | null> {
+  const { rows } = await db.query<{ at: Date | null }>(
+    `SELECT max(di.finished_at) AS at FROM deletion_items di
+     JOIN deletion_requests dr ON dr.id = di.deletion_id
+     WHERE dr.registry = $1::text AND di.restorable`,
+    [registry],
+  )
+  return rows[0]?.at ?? null
+}

@@ -11,8 +11,6 @@ import {
 import { isAdmin, type Principal, personOf, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
-import { gcBlocksDeletions } from '../gc/sql.js'
-import { activeHolds } from '../governance/holds.js'
 import {
   approvalProgress,
   type GovernanceConfig,
@@ -20,13 +18,16 @@ import {
   mayRequest,
   owningTeams,
 } from '../governance/index.js'
+import { activeHolds } from '../holds/index.js'
 import { enqueueJob } from '../jobs/index.js'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { decodeKeyset, type KeysetRow, keysetPage } from '../lib/paging.js'
+import { systemActor } from '../lib/system.js'
 import type { Notifier } from '../notifications/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { EXECUTE_DELETION } from './execute.js'
+import type { DeletionGate } from './gates.js'
 import { cancelReason, creationInput, decisionInput } from './input.js'
 import {
   type ItemState,
@@ -140,6 +141,13 @@ export class DeletionService {
     private readonly notifier?: Notifier,
     private readonly usage?: UsageGuard,
   ) {}
+
+  /** What other features say before executions and restores run (see gates.ts). */
+  readonly gates: DeletionGate[] = []
+
+  addGate(gate: DeletionGate): void {
+    this.gates.push(gate)
+  }
 
   /** A plan without creating anything: the same resolver and checks as `create`. */
   async plan(principal: Principal, context: RequestContext, given: CreateDeletionInput): Promise<Plan> {
@@ -429,7 +437,7 @@ export class DeletionService {
       const about = { registry: current.registry, deletionId: current.id }
       if (current.state === 'awaiting_approval' && current.expires_at && current.expires_at <= new Date()) {
         const expired = await this.transition(client, current, 'expired', {
-          ...systemActor(context),
+          ...systemActor(context.requestId),
           ...about,
         })
         return { row: expired, refusal: new errors.REQUEST_EXPIRED(id) }
@@ -623,12 +631,9 @@ export class DeletionService {
           : 'a garbage collection of the registry has run since the deletion, so its blobs may be gone',
       )
     }
-    // Pushing manifests back while the collector sweeps could reference blobs it is deleting.
-    if (await gcBlocksDeletions(this.pool, current.registry)) {
-      throw new errors.RESTORE_WINDOW_CLOSED(
-        id,
-        `a garbage collection of ${current.registry} is running; try again when it ends`,
-      )
+    for (const gate of this.gates) {
+      const blocked = await gate.restoreBlocked?.(current.registry)
+      if (blocked) throw new errors.RESTORE_WINDOW_CLOSED(id, blocked)
     }
     const actor = auditActor(principal, context)
     const summary = await restoreItems(
@@ -770,7 +775,7 @@ export class DeletionService {
       const expired = await expireOverdue(client)
       for (const row of expired) {
         await appendAuditEvent(client, {
-          ...systemActor({ requestId: 'expiry-sweep' }),
+          ...systemActor('expiry-sweep'),
           action: 'deletion.expired',
           outcome: 'expired',
           registry: row.registry,
@@ -923,8 +928,4 @@ function mayRestore(principal: Principal, row: DeletionRow): boolean {
 function verdict(why: () => string | null): ActionVerdict {
   const reason = why()
   return { allowed: reason === null, reason }
-}
-
-function systemActor(context: Pick<RequestContext, 'requestId'>) {
-  return auditActor({ subject: 'regent', teams: [], roles: [], channel: 'system' }, context)
 }

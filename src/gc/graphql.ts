@@ -1,6 +1,6 @@
 import type { MercuriusContext } from 'mercurius'
 import type { RequestContext } from '../auth/principal.js'
-import type { GraphqlModule } from '../graphql/plugin.js'
+import { contextOf, type GraphqlModule, pageOf } from '../graphql/plugin.js'
 import type { GcService } from './service.js'
 import type { GcState } from './sql.js'
 
@@ -74,12 +74,6 @@ const typeDefs = /* GraphQL */ `
 
 export const gcRunTopic = (id: string) => `gc-run:${id}`
 
-const contextOf = (ctx: MercuriusContext): RequestContext => ({
-  requestId: ctx.requestId,
-  sourceIp: ctx.sourceIp,
-  ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
-})
-
 export function gcGraphql(service: () => GcService): GraphqlModule {
   return {
     typeDefs,
@@ -98,10 +92,7 @@ export function gcGraphql(service: () => GcService): GraphqlModule {
             },
             { limit: Math.max(1, Math.min(200, args.first)), ...(args.after ? { cursor: args.after } : {}) },
           )
-          return {
-            nodes: result.items,
-            pageInfo: { hasNextPage: result.nextCursor !== null, endCursor: result.nextCursor },
-          }
+          return pageOf(result.items, result.nextCursor)
         },
         gcRun: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
           service().get(ctx.principal, args.id),

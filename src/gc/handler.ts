@@ -1,9 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
+import { Type } from 'typebox'
 import { appendAuditEvent, auditActor } from '../audit/index.js'
 import { withTransaction } from '../db/transaction.js'
-import { type Job, type JobContext, type JobHandler, NonRetryableJobError } from '../jobs/index.js'
+import { closeRestoreWindow, EXECUTE_DELETION, newestRestorableDeletion } from '../deletions/index.js'
+import {
+  type Job,
+  type JobContext,
+  type JobKind,
+  NonRetryableJobError,
+  runningJobsOf,
+} from '../jobs/index.js'
+import { secretEnv } from '../lib/secrets.js'
+import { systemActor, workerActor } from '../lib/system.js'
 import { jsonObject, type Notifier } from '../notifications/index.js'
 import type { RegistryClient } from '../oci/index.js'
 import type { ConfiguredRegistry, RegistrySet } from '../registries/registry-set.js'
@@ -11,11 +21,10 @@ import { childEnv, commandFailure, runCommand } from './command.js'
 import { type GcConfig, hookCommand } from './config-schema.js'
 import { runExecutor } from './executors.js'
 import { eligibleShare, type GcReport } from './output.js'
-import { deferJob, enqueueRun, systemActor } from './queue.js'
+import { deferJob, enqueueRun, GC_RUN } from './queue.js'
 import { toRunView } from './service.js'
 import {
   acquireRun,
-  closeRestoreWindow,
   finishRun,
   freed,
   type GcRunRow,
@@ -23,13 +32,11 @@ import {
   getRun,
   insertRun,
   markGcStarted,
-  newestRestorableDeletion,
   pushBackRun,
   type RunNumbers,
   recordProgress,
   releaseRunLease,
   renewRunLease,
-  runningJobsOf,
 } from './sql.js'
 import { blobBytes, storageBytes } from './storage.js'
 import { verifyRegistry, waitUntilServing } from './verify.js'
@@ -47,8 +54,6 @@ export interface GcHandlerDeps {
   renewMs: number
   /** How often the `wait-deletions` step looks at the deletion jobs still running. */
   pollMs: number
-  /** Job kinds that delete from a registry: the GC waits for those already running. */
-  deletionKinds: string[]
   /** Tells listeners (GraphQL subscriptions, other replicas) a run changed. */
   notify?: (runId: string) => Promise<void>
   /** Outbound webhooks: `gc.finished` / `gc.failed` are emitted with the run's end. */
@@ -82,6 +87,23 @@ class Fenced extends Error {
   }
 }
 
+/** What a `gc.run` job carries. */
+export const GcRunPayloadSchema = Type.Object({ runId: Type.String() })
+
+/**
+ * The `gc.run` job kind; when the queue gives up on it, the run ends failed at its open step, in
+ * the transaction that fails the job. GC runs are listed for every role, so are their jobs.
+ */
+export function gcJob(deps: GcHandlerDeps): JobKind<typeof GcRunPayloadSchema> {
+  return {
+    kind: GC_RUN,
+    payload: GcRunPayloadSchema,
+    run: ({ runId }, job, ctx) => runGc(deps, runId, job, ctx),
+    onFailed: (client, { runId }, job) => failRun(client, runId, job, deps.notifier),
+    visibleTo: async (principal) => principal.roles.length > 0,
+  }
+}
+
 /**
  * The `gc.run` job: the safety protocol of reliability R14 for one run, step by step.
  *
@@ -102,66 +124,63 @@ class Fenced extends Error {
  * row, renewed while the protocol runs; a replica that cannot renew it kills its command and
  * stops, leaving `after` to whoever takes the run over.
  */
-export function gcHandler(deps: GcHandlerDeps): JobHandler {
-  return async (job, ctx) => {
-    const { runId } = job.payload as { runId: string }
-    const run = await getRun(deps.pool, runId)
-    if (!run) throw new NonRetryableJobError(`GC run ${runId} does not exist`)
-    if (run.job_id !== job.id) return { skipped: 'superseded by a later request for the same run' }
-    if (run.state !== 'queued' && run.state !== 'running') return { skipped: run.state }
+async function runGc(deps: GcHandlerDeps, runId: string, job: Job, ctx: JobContext) {
+  const run = await getRun(deps.pool, runId)
+  if (!run) throw new NonRetryableJobError(`GC run ${runId} does not exist`)
+  if (run.job_id !== job.id) return { skipped: 'superseded by a later request for the same run' }
+  if (run.state !== 'queued' && run.state !== 'running') return { skipped: run.state }
 
-    const configured = deps.registries.list().find((r) => r.config.name === run.registry)
-    const gc = configured?.config.gc
-    if (!configured || !gc) {
-      await endRun(deps, run, {
-        state: 'failed',
-        failedStep: 'config',
-        error: 'the registry has no gc config',
-      })
-      throw new NonRetryableJobError(`registry ${run.registry} has no gc config`)
-    }
-
-    if (run.state === 'queued') {
-      const wait = await startDelay(deps.pool, run, gc)
-      if (wait) throw await deferJob(deps.pool, job, wait.reason, wait.ms)
-    }
-
-    const owner = randomUUID()
-    const acquired = await withTransaction(deps.pool, async (client) => {
-      const row = await acquireRun(client, run.id, job.id, owner, deps.leaseMs)
-      if (!row) return undefined
-      await appendAuditEvent(client, {
-        ...workerActor(row),
-        action: run.state === 'running' ? 'gc.resumed' : 'gc.started',
-        outcome: 'running',
-        registry: row.registry,
-        details: {
-          runId: row.id,
-          jobId: job.id,
-          attempt: job.attempts,
-          trigger: row.trigger,
-          dryRun: row.dry_run,
-        },
-      })
-      return row
+  const configured = deps.registries.list().find((r) => r.config.name === run.registry)
+  const gc = configured?.config.gc
+  if (!configured || !gc) {
+    await endRun(deps, run, {
+      state: 'failed',
+      failedStep: 'config',
+      error: 'the registry has no gc config',
     })
-    if (!acquired) {
-      const current = await getRun(deps.pool, run.id)
-      if (current?.state === 'running' && current.job_id === job.id && current.lease_until) {
-        // Still leased by a worker that lost this job's lease but may yet be running the command.
-        const left = current.lease_until.getTime() - Date.now()
-        throw await deferJob(
-          deps.pool,
-          job,
-          'waiting for the previous holder of the GC run to let go',
-          left + 100,
-        )
-      }
-      return { skipped: current?.state ?? 'gone' }
-    }
-    await deps.notify?.(run.id).catch(() => {})
-    return new Execution(deps, acquired, gc, configured, job, ctx, owner).run()
+    throw new NonRetryableJobError(`registry ${run.registry} has no gc config`)
   }
+
+  if (run.state === 'queued') {
+    const wait = await startDelay(deps.pool, run, gc)
+    if (wait) throw await deferJob(deps.pool, job, wait.reason, wait.ms)
+  }
+
+  const owner = randomUUID()
+  const acquired = await withTransaction(deps.pool, async (client) => {
+    const row = await acquireRun(client, run.id, job.id, owner, deps.leaseMs)
+    if (!row) return undefined
+    await appendAuditEvent(client, {
+      ...actorFor(row),
+      action: run.state === 'running' ? 'gc.resumed' : 'gc.started',
+      outcome: 'running',
+      registry: row.registry,
+      details: {
+        runId: row.id,
+        jobId: job.id,
+        attempt: job.attempts,
+        trigger: row.trigger,
+        dryRun: row.dry_run,
+      },
+    })
+    return row
+  })
+  if (!acquired) {
+    const current = await getRun(deps.pool, run.id)
+    if (current?.state === 'running' && current.job_id === job.id && current.lease_until) {
+      // Still leased by a worker that lost this job's lease but may yet be running the command.
+      const left = current.lease_until.getTime() - Date.now()
+      throw await deferJob(
+        deps.pool,
+        job,
+        'waiting for the previous holder of the GC run to let go',
+        left + 100,
+      )
+    }
+    return { skipped: current?.state ?? 'gone' }
+  }
+  await deps.notify?.(run.id).catch(() => {})
+  return new Execution(deps, acquired, gc, configured, job, ctx, owner).run()
 }
 
 /**
@@ -215,7 +234,7 @@ class Execution {
     private readonly owner: string,
   ) {
     this.client = configured.client
-    this.env = deps.env ?? process.env
+    this.env = secretEnv(deps.env)
     this.steps = [...row.steps]
     this.log = row.log
     if (row.steps.length > 0) this.line(`-- attempt ${job.attempts}: resuming after an interrupted attempt`)
@@ -337,7 +356,7 @@ class Execution {
   private async waitForDeletions(out: (line: string) => void): Promise<void> {
     let announced = -1
     for (;;) {
-      const running = await runningJobsOf(this.deps.pool, this.row.registry, this.deps.deletionKinds)
+      const running = await runningJobsOf(this.deps.pool, this.row.registry, [EXECUTE_DELETION])
       if (running === 0) break
       if (running !== announced)
         out(`waiting for ${running} deletion job(s) of ${this.row.registry} to finish`)
@@ -465,7 +484,7 @@ class Execution {
         const closed = await closeRestoreWindow(client, this.row.registry, at)
         if (closed > 0) {
           await appendAuditEvent(client, {
-            ...workerActor(this.row),
+            ...actorFor(this.row),
             action: 'gc.restore_window_closed',
             outcome: 'closed',
             registry: this.row.registry,
@@ -653,7 +672,7 @@ async function endRunIn(
     if (next) await enqueueRun(client, next, systemActor(`gc-${next.id}`), { followUpOf: ended.id })
   }
   await appendAuditEvent(client, {
-    ...workerActor(ended),
+    ...actorFor(ended),
     action: outcome.state === 'succeeded' ? 'gc.finished' : 'gc.failed',
     outcome: outcome.state,
     registry: ended.registry,
@@ -707,8 +726,7 @@ function gcEvent(run: GcRunRow) {
  * The queue gave up on a GC job (attempts spent, or a crash on the last one): its run, if still
  * open, fails naming the step it was in. Runs in the queue's transaction that fails the job.
  */
-export async function onGcJobFailed(client: pg.PoolClient, job: Job, notifier?: Notifier): Promise<void> {
-  const { runId } = job.payload as { runId: string }
+async function failRun(client: pg.PoolClient, runId: string, job: Job, notifier?: Notifier): Promise<void> {
   const run = await getRun(client, runId, { forUpdate: true })
   if (!run || run.job_id !== job.id || (run.state !== 'queued' && run.state !== 'running')) return
   const open = [...run.steps].reverse().find((s) => s.ok !== true)
@@ -723,17 +741,8 @@ export async function onGcJobFailed(client: pg.PoolClient, job: Job, notifier?: 
 }
 
 /** The worker acts for whoever asked for the run; both are on every event. */
-function workerActor(run: GcRunRow) {
-  return auditActor(
-    {
-      subject: 'regent-worker',
-      onBehalfOf: run.requested_on_behalf_of ?? run.requested_by,
-      teams: [],
-      roles: [],
-      channel: 'system',
-    },
-    { requestId: `gc-${run.id}` },
-  )
+function actorFor(run: GcRunRow) {
+  return workerActor(run.requested_on_behalf_of ?? run.requested_by, [], `gc-${run.id}`)
 }
 
 function num(value: string | null): number | null {

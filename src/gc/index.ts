@@ -6,9 +6,9 @@ export {
   type GcHook,
 } from './config-schema.js'
 export { type Cron, CronError, parseCron } from './cron.js'
-export { type DeletionGcHooks, deletionGcHooks } from './deletions.js'
+export { gcDeletionGate } from './deletion-gate.js'
 export { gcErrors } from './errors.js'
-export { endRun, type GcHandlerDeps, gcHandler, onGcJobFailed } from './handler.js'
+export { endRun, type GcHandlerDeps, gcJob } from './handler.js'
 export { eligibleShare, GcOutputParser, type GcReport, parseGcOutput } from './output.js'
 export {
   type CoalesceOutcome,
@@ -23,4 +23,4 @@ export { gcRoutes } from './routes.js'
 export { type FiredSlot, GcScheduler } from './scheduler.js'
 export { GcRunSchema, type GcRunView } from './schemas.js'
 export { GcService, toRunView } from './service.js'
-export { type GcRunRow, type GcState, type GcStep, type GcTrigger, gcBlocksDeletions } from './sql.js'
+export type { GcRunRow, GcState, GcStep, GcTrigger } from './sql.js'

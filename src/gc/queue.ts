@@ -1,10 +1,10 @@
 import type pg from 'pg'
-import { type AuditActor, appendAuditEvent, auditActor } from '../audit/index.js'
-import { enqueueJob, type Job } from '../jobs/index.js'
+import { type AuditActor, appendAuditEvent } from '../audit/index.js'
+import { enqueueJob, giveBackAttempt, type Job } from '../jobs/index.js'
+import { systemActor } from '../lib/system.js'
 import {
   activeRun,
   type GcRunRow,
-  giveBackAttempt,
   insertRun,
   type NewRun,
   pushBackRun,
@@ -18,11 +18,6 @@ export const GC_RUN = 'gc.run'
 export const GC_MAX_ATTEMPTS = 3
 /** The NOTIFY channel a GC run's progress is announced on (payload: the run id). */
 export const GC_CHANNEL = 'regent_gc_runs'
-
-/** Coalesced and scheduled runs are Regent's own doing. */
-export function systemActor(requestId: string): AuditActor {
-  return auditActor({ subject: 'regent', teams: [], roles: [], channel: 'system' }, { requestId })
-}
 
 /**
  * Enqueues the job that runs `run`, records it on the run, and writes `gc.requested`, all in the

@@ -1,9 +1,10 @@
 import type pg from 'pg'
 import { withTransaction } from '../db/transaction.js'
 import { MinuteSchedule, type ScheduleLogger } from '../jobs/minute-schedule.js'
+import { systemActor } from '../lib/system.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { type Cron, parseCron } from './cron.js'
-import { enqueueRun, systemActor } from './queue.js'
+import { enqueueRun } from './queue.js'
 import { activeRun, claimSlot, insertRun, setSlotOutcome } from './sql.js'
 
 export interface FiredSlot {

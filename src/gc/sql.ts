@@ -336,42 +336,6 @@ export async function finishRun(
 }
 
 /**
- * The restore window (design.md "Restore"): deletion items of the registry deleted before the GC
- * step began lose their blobs to it, so they can no longer be restored. Returns how many closed.
- */
-export async function closeRestoreWindow(db: Queryable, registry: string, before: Date): Promise<number> {
-  const { rowCount } = await db.query(
-    `UPDATE deletion_items di SET restorable = false, updated_at = now()
-     FROM deletion_requests dr
-     WHERE dr.id = di.deletion_id AND dr.registry = $1::text
-       AND di.restorable AND di.state = 'deleted' AND di.finished_at <= $2::timestamptz`,
-    [registry, before],
-  )
-  return rowCount ?? 0
-}
-
-/** When the registry's newest still restorable deletion happened (restoreWindowMs waits for it). */
-export async function newestRestorableDeletion(db: Queryable, registry: string): Promise<Date | null> {
-  const { rows } = await db.query<{ at: Date | null }>(
-    `SELECT max(di.finished_at) AS at FROM deletion_items di
-     JOIN deletion_requests dr ON dr.id = di.deletion_id
-     WHERE dr.registry = $1::text AND di.restorable`,
-    [registry],
-  )
-  return rows[0]?.at ?? null
-}
-
-/** Jobs of these kinds running for the registry under a live lease (in-flight deletions). */
-export async function runningJobsOf(db: Queryable, registry: string, kinds: string[]): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM jobs
-     WHERE registry = $1::text AND kind = ANY ($2::text[]) AND state = 'running' AND locked_until > now()`,
-    [registry, kinds],
-  )
-  return rows[0]?.n ?? 0
-}
-
-/**
  * True while a GC that deletes (not a dry run) runs on the registry: deletion jobs of that
  * registry must wait. The GC, once running, also waits for deletion jobs already under way, so
  * whichever of the two commits first, the other one sees it (see handler.ts, step `wait`).
@@ -382,19 +346,6 @@ export async function gcBlocksDeletions(db: Queryable, registry: string): Promis
     [registry],
   )
   return rows[0]?.blocked ?? false
-}
-
-/**
- * A job that defers itself (waiting for a GC, a quiet period, the restore window) gives back the
- * attempt its claim took, as a graceful release does, so waiting never uses up its retries.
- * Guarded by the attempt number the claim gave it: it changes nothing once the job moved on.
- */
-export async function giveBackAttempt(db: Queryable, job: Pick<Job, 'id' | 'attempts'>): Promise<void> {
-  await db.query(
-    `UPDATE jobs SET attempts = greatest(attempts - 1, 0), updated_at = now()
-     WHERE id = $1::uuid AND state = 'running' AND attempts = $2::integer`,
-    [job.id, job.attempts],
-  )
 }
 
 /** Claims a cron slot; true for the one replica whose insert won. */

@@ -1,12 +1,13 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { GraphQLError } from 'graphql'
-import mercurius, { type IResolvers, type MercuriusLoaders } from 'mercurius'
-import type { Principal } from '../auth/principal.js'
-import type { Config } from '../config.js'
+import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius'
+import type { FeatureOptions } from '../app-options.js'
+import type { Principal, RequestContext } from '../auth/principal.js'
 import { errors, isRegentCode } from '../errors.js'
 import { refuseBadInput } from '../http/input-guard.js'
 import { requestContext } from '../http/request-context.js'
+import { JSONScalar } from './json-scalar.js'
 import {
   assertLiteralsTakeable,
   assertWithinLimits,
@@ -37,10 +38,17 @@ export interface GraphqlModule {
 }
 
 const BASE_TYPE_DEFS = /* GraphQL */ `
+  "Any JSON value, taken and given as it is (retention rules and guards, exactly as REST takes them)."
+  scalar JSON
   type Query {
     "The authenticated principal."
     me: Principal!
   }
+  "Features add their mutations (each feature extends this type)."
+  type Mutation {
+    _empty: Boolean
+  }
+  "Features add their subscriptions (each feature extends this type)."
   type Subscription {
     _empty: Boolean
   }
@@ -61,24 +69,19 @@ const BASE_TYPE_DEFS = /* GraphQL */ `
  * hook has already verified the token and built the principal), errors carrying the same REGENT_*
  * codes in `extensions.code`, and a depth limit so one query cannot walk the graph without bound.
  */
-export default fp<{ config: Config; modules: GraphqlModule[] }>(
-  async (app, { config, modules }) => {
+export default fp<FeatureOptions>(
+  async (app, { config }) => {
     const limits = config.graphql
     const introspection = config.graphql.introspection ?? false
     const resolvers: IResolvers = {
+      JSON: JSONScalar,
       Query: {
         me: (_root, _args, ctx) => ({ ...ctx.principal, onBehalfOf: ctx.principal.onBehalfOf ?? null }),
       },
     }
-    for (const module of modules) {
-      for (const [type, fields] of Object.entries(module.resolvers)) {
-        resolvers[type] = { ...(resolvers[type] as object), ...(fields as object) }
-      }
-    }
     await app.register(mercurius, {
-      schema: [BASE_TYPE_DEFS, ...modules.map((m) => m.typeDefs)],
+      schema: BASE_TYPE_DEFS,
       resolvers,
-      loaders: Object.assign({}, ...modules.map((m) => m.loaders ?? {})),
       graphiql: config.graphql.graphiql,
       queryDepth: config.graphql.maxDepth,
       ...(introspection ? {} : { validationRules: [noIntrospection] }),
@@ -132,6 +135,30 @@ export default fp<{ config: Config; modules: GraphqlModule[] }>(
   },
   { name: 'graphql', dependencies: ['auth'] },
 )
+
+/** The same audit context REST records for a request: its id, source IP and user agent. */
+export function contextOf(ctx: MercuriusContext): RequestContext {
+  return {
+    requestId: ctx.requestId,
+    sourceIp: ctx.sourceIp,
+    ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
+  }
+}
+
+/** A page of a list as a connection: its nodes, and where the next page starts. */
+export function pageOf<T>(nodes: T[], nextCursor: string | null) {
+  return { nodes, pageInfo: { hasNextPage: nextCursor !== null, endCursor: nextCursor } }
+}
+
+/**
+ * A feature's part of the graph, added while the feature registers: its types extend the root
+ * Query, Mutation and Subscription types, so features may register in any order.
+ */
+export function extendGraph(app: FastifyInstance, module: GraphqlModule): void {
+  app.graphql.extendSchema(module.typeDefs)
+  app.graphql.defineResolvers(module.resolvers)
+  if (module.loaders) app.graphql.defineLoaders(module.loaders)
+}
 
 /**
  * The request's abort signal: aborted with REGENT_GRAPHQL_TIMEOUT after `timeoutMs`, or when the

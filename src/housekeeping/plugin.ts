@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
-import type { Config } from '../config.js'
+import { Type } from 'typebox'
+import { type FeatureOptions, runsInBackground } from '../app-options.js'
 import { HousekeepingSchedule } from './scheduler.js'
-import { Housekeeping } from './service.js'
+import { HOUSEKEEPING_PURGE, Housekeeping } from './service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,15 +12,12 @@ declare module 'fastify' {
   }
 }
 
-export interface HousekeepingPluginOptions {
-  config: Config
-  /** Run the timer that queues the purge job in this process (every replica may). */
-  schedules: boolean
-}
-
-/** Purging of the operational tables: the service the purge job runs, and its schedule. */
-export default fp<HousekeepingPluginOptions>(
-  async (app, { config, schedules }) => {
+/**
+ * Purging of the operational tables: the service the purge job runs, the job, and the timer that
+ * queues it (every replica may run the timer: each slot is queued once).
+ */
+export default fp<FeatureOptions>(
+  async (app, { config, overrides }) => {
     const purged = new Counter({
       name: 'regent_housekeeping_purged_rows_total',
       help: 'Rows the housekeeping purge deleted, by table',
@@ -30,12 +28,17 @@ export default fp<HousekeepingPluginOptions>(
       'housekeeping',
       new Housekeeping(app.db, config.housekeeping, config.browse.cacheMemoryBytes, app.log, purged),
     )
+    app.jobs.define({
+      kind: HOUSEKEEPING_PURGE,
+      payload: Type.Object({}),
+      run: () => app.housekeeping.purge(),
+    })
     const schedule = new HousekeepingSchedule(app.db, config.housekeeping.everyMinutes, app.log)
     app.decorate('housekeepingSchedule', schedule)
-    if (schedules) {
+    if (runsInBackground(overrides)) {
       app.addHook('onReady', async () => schedule.start())
       app.addHook('onClose', async () => schedule.stop())
     }
   },
-  { name: 'housekeeping', dependencies: ['db', 'metrics'] },
+  { name: 'housekeeping', dependencies: ['db', 'metrics', 'jobs'] },
 )

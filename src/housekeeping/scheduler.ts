@@ -27,6 +27,7 @@ export class HousekeepingSchedule extends MinuteSchedule<string> {
     if (Math.floor(slot.getTime() / 60_000) % this.everyMinutes !== 0) return []
     const { job, created } = await enqueueJob(this.pool, {
       kind: HOUSEKEEPING_PURGE,
+      payload: {},
       uniqueKey: `${HOUSEKEEPING_PURGE}:${slot.toISOString()}`,
       maxAttempts: 3,
     })

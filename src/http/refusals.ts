@@ -3,9 +3,9 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type pg from 'pg'
 import { Counter } from 'prom-client'
+import type { FeatureOptions } from '../app-options.js'
 import { auditActor, auditAlone } from '../audit/index.js'
 import type { RequestContext } from '../auth/principal.js'
-import type { Config } from '../config.js'
 import { errors } from '../errors.js'
 import { plural } from './format.js'
 import { requestContext } from './request-context.js'
@@ -180,7 +180,7 @@ export class RefusalLedger {
   }
 }
 
-export default fp<{ config: Config }>(
+export default fp<FeatureOptions>(
   async (app, { config }) => {
     const counter = new Counter({
       name: 'regent_unauthenticated_refusals_total',

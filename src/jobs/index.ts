@@ -1,6 +1,7 @@
 export { type BackoffOptions, backoffCeiling, backoffDelay } from '../lib/backoff.js'
 export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
 export { jobErrors } from './errors.js'
+export { type JobKind, JobKinds } from './kinds.js'
 export { jobRoutes } from './routes.js'
 export { type JobView, JobViewSchema } from './schemas.js'
 export { type JobVisibility, jobView, viewJob } from './service.js'
@@ -18,12 +19,14 @@ export {
   failExpiredJobs,
   failJob,
   getJob,
+  giveBackAttempt,
   heartbeat,
   type JobFilters,
   listJobs,
   type PurgeOptions,
   purgeFinishedJobs,
   releaseJobs,
+  runningJobsOf,
   updateProgress,
 } from './sql.js'
 export { JOB_STATES, JOBS_CHANNEL, type Job, type JobLogger, type JobState } from './types.js'

@@ -1,44 +1,44 @@
 import fp from 'fastify-plugin'
-import type pg from 'pg'
-import type { Config } from '../config.js'
-import type { Job } from './types.js'
-import { type JobHandler, Worker } from './worker.js'
+import { type FeatureOptions, runsInBackground } from '../app-options.js'
+import { JobKinds } from './kinds.js'
+import { jobRoutes } from './routes.js'
+import { Worker } from './worker.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** Features define their job kinds here while they register. */
+    jobs: JobKinds
+    /** The worker of this process, once the app is ready; null where none runs. */
     worker: Worker | null
   }
 }
 
-export interface WorkerPluginOptions {
-  config: Config
-  /** Every job kind this process can run, from the features that own them. */
-  handlers: Record<string, JobHandler>
-  /** Runs in the transaction that fails a job for good; features write their audit event here. */
-  onFailed?: (client: pg.PoolClient, job: Job) => Promise<void>
-}
-
 /**
- * The job worker, in this process unless `worker` is off (REGENT_WORKER=off): API-only and
- * worker-only replicas can share one database. It starts once the app is ready and stops before
- * the pool closes: no new claims, running jobs finish or are released within the grace period.
+ * The job queue: the kinds features define, GET /v1/jobs/{id}, and the worker of this process
+ * unless `worker` is off (REGENT_WORKER=off): API-only and worker-only replicas share one database.
+ * The worker starts once the app is ready, when every feature has defined its kinds, and stops
+ * before the pool closes: no new claims, running jobs finish or are released within the grace
+ * period.
  */
-export default fp<WorkerPluginOptions>(
-  async (app, { config, handlers, onFailed }) => {
-    if (!config.worker) {
-      app.decorate('worker', null)
-      return
-    }
-    const worker = new Worker({
-      pool: app.db,
-      handlers,
-      config: config.jobs,
-      log: app.log,
-      ...(onFailed ? { onFailed } : {}),
+export default fp<FeatureOptions>(
+  async (app, { config, overrides }) => {
+    const kinds = new JobKinds()
+    app.decorate('jobs', kinds)
+    app.decorate('worker', null)
+    await app.register(jobRoutes, { visible: (principal, job) => kinds.visible(principal, job) })
+    if (!config.worker || !runsInBackground(overrides)) return
+    app.addHook('onReady', async () => {
+      const worker = new Worker({
+        pool: app.db,
+        handlers: kinds.handlers(),
+        config: config.jobs,
+        log: app.log,
+        onFailed: (client, job) => kinds.failed(client, job),
+      })
+      app.worker = worker
+      await worker.start()
     })
-    app.decorate('worker', worker)
-    app.addHook('onReady', async () => worker.start())
-    app.addHook('preClose', async () => worker.stop())
+    app.addHook('preClose', async () => app.worker?.stop())
   },
-  { name: 'worker', dependencies: ['db'] },
+  { name: 'jobs', dependencies: ['db'] },
 )

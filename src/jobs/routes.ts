@@ -6,11 +6,8 @@ import { type JobVisibility, viewJob } from './service.js'
 
 const secured = { security: [{ bearerAuth: [] }], tags: ['jobs'] }
 
-/** GET /v1/jobs/{id}; `visibility` comes from the features that own the job kinds. */
-export const jobRoutes: FastifyPluginAsyncTypebox<{ visibility: JobVisibility }> = async (
-  app,
-  { visibility },
-) => {
+/** GET /v1/jobs/{id}; who may read a job is up to the feature that owns its kind. */
+export const jobRoutes: FastifyPluginAsyncTypebox<{ visible: JobVisibility }> = async (app, { visible }) => {
   app.addSchema(JobViewSchema)
 
   app.get(
@@ -23,6 +20,6 @@ export const jobRoutes: FastifyPluginAsyncTypebox<{ visibility: JobVisibility }>
         response: { 200: Type.Ref('Job'), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => viewJob(app.db, request.principal, request.params.id, visibility),
+    async (request) => viewJob(app.db, request.principal, request.params.id, visible),
   )
 }

@@ -453,3 +453,26 @@ export async function purgeFinishedJobs(db: Queryable, options: PurgeOptions): P
   )
   return rowCount ?? 0
 }
+
+/** Jobs of these kinds running for the registry under a live lease (in-flight deletions, say). */
+export async function runningJobsOf(db: Queryable, registry: string, kinds: string[]): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM jobs
+     WHERE registry = $1::text AND kind = ANY ($2::text[]) AND state = 'running' AND locked_until > now()`,
+    [registry, kinds],
+  )
+  return rows[0]?.n ?? 0
+}
+
+/**
+ * A job that defers itself (waiting for a GC, a quiet period, the restore window) gives back the
+ * attempt its claim took, as a graceful release does, so waiting never uses up its retries.
+ * Guarded by the attempt number the claim gave it: it changes nothing once the job moved on.
+ */
+export async function giveBackAttempt(db: Queryable, job: Pick<Job, 'id' | 'attempts'>): Promise<void> {
+  await db.query(
+    `UPDATE jobs SET attempts = greatest(attempts - 1, 0), updated_at = now()
+     WHERE id = $1::uuid AND state = 'running' AND attempts = $2::integer`,
+    [job.id, job.attempts],
+  )
+}

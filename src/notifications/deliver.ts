@@ -1,8 +1,10 @@
 import type pg from 'pg'
+import { Type } from 'typebox'
 import { type Dispatcher, request } from 'undici'
-import { type Job, type JobHandler, NonRetryableJobError } from '../jobs/index.js'
+import { type Job, type JobContext, type JobKind, NonRetryableJobError } from '../jobs/index.js'
 import type { WebhookConfig } from './config-schema.js'
 import { renderDelivery, signatureHeader } from './formats.js'
+import { DELIVER_NOTIFICATION } from './notify.js'
 import { getDelivery, markDelivered, markFailed, recordFailedAttempt } from './sql.js'
 
 export interface DeliveryDeps {
@@ -23,6 +25,9 @@ export interface DeliveryDeps {
 /** A receiver's Retry-After is honoured up to this long; beyond it the queue's backoff decides. */
 const MAX_RETRY_AFTER_MS = 5 * 60_000
 
+/** What a `notification.deliver` job carries. */
+export const DeliveryPayloadSchema = Type.Object({ deliveryId: Type.String() })
+
 /**
  * Sends one delivery (job `notification.deliver`). Idempotent: a delivery that is already
  * delivered (or failed, or handed to a newer job by a redelivery) is left alone, so a job that runs
@@ -33,76 +38,75 @@ const MAX_RETRY_AFTER_MS = 5 * 60_000
  * only where it was configured to) and network errors are recorded on the row and thrown, so the
  * queue retries with backoff; when it gives up, `onDeliveryFailed` marks the row failed.
  */
-export function deliveryHandler(deps: DeliveryDeps): JobHandler {
-  return async (job, ctx) => {
-    const { deliveryId } = job.payload as { deliveryId: string }
-    const row = await getDelivery(deps.pool, deliveryId)
-    if (!row) throw new NonRetryableJobError(`delivery ${deliveryId} does not exist`)
-    if (row.state !== 'pending') return { skipped: row.state }
-    if (row.job_id !== null && row.job_id !== job.id) return { skipped: 'superseded by a redelivery' }
-
-    const webhook = deps.webhooks.get(row.webhook)
-    if (!webhook) {
-      const message = `webhook ${row.webhook} is no longer configured`
-      await recordFailedAttempt(deps.pool, row.id, null, message)
-      throw new NonRetryableJobError(message)
-    }
-    const { contentType, body } = renderDelivery(row, webhook.format, { source: deps.source })
-    const headers: Record<string, string> = {
-      'content-type': contentType,
-      'user-agent': 'regent',
-      'x-regent-delivery': row.id,
-      'x-regent-event': row.event_type,
-    }
-    const secret = deps.secrets.get(webhook.name)
-    if (secret) {
-      const now = deps.now?.() ?? Math.floor(Date.now() / 1000)
-      headers['x-regent-signature'] = signatureHeader(secret, body, now)
-    }
-
-    let status: number
-    let retryAfter: string | string[] | undefined
-    try {
-      const res = await request(webhook.url, {
-        method: 'POST',
-        headers,
-        body,
-        dispatcher: deps.dispatcher,
-        signal: ctx.signal,
-        headersTimeout: deps.timeoutMs,
-        bodyTimeout: deps.timeoutMs,
-      })
-      status = res.statusCode
-      retryAfter = res.headers['retry-after']
-      // Always consume the answer: an unread body holds the connection.
-      await res.body.dump()
-    } catch (err) {
-      // A shutdown or a lost lease: not the receiver's fault, and the job is no longer ours to record.
-      if (ctx.signal.aborted) throw err
-      await recordFailedAttempt(deps.pool, row.id, null, describe(err))
-      throw err
-    }
-
-    if (status >= 200 && status < 300) {
-      await markDelivered(deps.pool, row.id, status)
-      return { status }
-    }
-    const message = `the receiver answered ${status}`
-    await recordFailedAttempt(deps.pool, row.id, status, message)
-    const err = new Error(message)
-    const waitMs = retryAfterMs(retryAfter)
-    if (waitMs !== undefined) Object.assign(err, { retryAfterMs: Math.min(waitMs, MAX_RETRY_AFTER_MS) })
-    throw err
+export function deliveryJob(deps: DeliveryDeps): JobKind<typeof DeliveryPayloadSchema> {
+  return {
+    kind: DELIVER_NOTIFICATION,
+    payload: DeliveryPayloadSchema,
+    run: (payload, job, ctx) => deliver(deps, payload.deliveryId, job, ctx),
+    onFailed: async (client, payload, job) => {
+      await markFailed(client, payload.deliveryId, job.lastError)
+    },
   }
 }
 
-/**
- * The queue gave up on a delivery job (attempts spent, or not retryable): the delivery becomes
- * `failed`, keeping the last status and error. Runs in the transaction that fails the job.
- */
-export async function onDeliveryFailed(client: pg.PoolClient, job: Job): Promise<void> {
-  const { deliveryId } = job.payload as { deliveryId: string }
-  await markFailed(client, deliveryId, job.lastError)
+async function deliver(deps: DeliveryDeps, deliveryId: string, job: Job, ctx: JobContext) {
+  const row = await getDelivery(deps.pool, deliveryId)
+  if (!row) throw new NonRetryableJobError(`delivery ${deliveryId} does not exist`)
+  if (row.state !== 'pending') return { skipped: row.state }
+  if (row.job_id !== null && row.job_id !== job.id) return { skipped: 'superseded by a redelivery' }
+
+  const webhook = deps.webhooks.get(row.webhook)
+  if (!webhook) {
+    const message = `webhook ${row.webhook} is no longer configured`
+    await recordFailedAttempt(deps.pool, row.id, null, message)
+    throw new NonRetryableJobError(message)
+  }
+  const { contentType, body } = renderDelivery(row, webhook.format, { source: deps.source })
+  const headers: Record<string, string> = {
+    'content-type': contentType,
+    'user-agent': 'regent',
+    'x-regent-delivery': row.id,
+    'x-regent-event': row.event_type,
+  }
+  const secret = deps.secrets.get(webhook.name)
+  if (secret) {
+    const now = deps.now?.() ?? Math.floor(Date.now() / 1000)
+    headers['x-regent-signature'] = signatureHeader(secret, body, now)
+  }
+
+  let status: number
+  let retryAfter: string | string[] | undefined
+  try {
+    const res = await request(webhook.url, {
+      method: 'POST',
+      headers,
+      body,
+      dispatcher: deps.dispatcher,
+      signal: ctx.signal,
+      headersTimeout: deps.timeoutMs,
+      bodyTimeout: deps.timeoutMs,
+    })
+    status = res.statusCode
+    retryAfter = res.headers['retry-after']
+    // Always consume the answer: an unread body holds the connection.
+    await res.body.dump()
+  } catch (err) {
+    // A shutdown or a lost lease: not the receiver's fault, and the job is no longer ours to record.
+    if (ctx.signal.aborted) throw err
+    await recordFailedAttempt(deps.pool, row.id, null, describe(err))
+    throw err
+  }
+
+  if (status >= 200 && status < 300) {
+    await markDelivered(deps.pool, row.id, status)
+    return { status }
+  }
+  const message = `the receiver answered ${status}`
+  await recordFailedAttempt(deps.pool, row.id, status, message)
+  const err = new Error(message)
+  const waitMs = retryAfterMs(retryAfter)
+  if (waitMs !== undefined) Object.assign(err, { retryAfterMs: Math.min(waitMs, MAX_RETRY_AFTER_MS) })
+  throw err
 }
 
 function retryAfterMs(header: string | string[] | undefined): number | undefined {

@@ -1,5 +1,5 @@
 import type { MercuriusContext } from 'mercurius'
-import type { GraphqlModule } from '../graphql/plugin.js'
+import { type GraphqlModule, pageOf } from '../graphql/plugin.js'
 import type { NotificationService } from './service.js'
 import type { DeliveryFilters, DeliveryState } from './sql.js'
 
@@ -71,10 +71,7 @@ export function notificationsGraphql(service: () => NotificationService): Graphq
             limit: Math.max(1, Math.min(200, args.first)),
             ...(args.after ? { cursor: args.after } : {}),
           })
-          return {
-            nodes: result.items,
-            pageInfo: { hasNextPage: result.nextCursor !== null, endCursor: result.nextCursor },
-          }
+          return pageOf(result.items, result.nextCursor)
         },
         notificationDelivery: (_root: unknown, args: { id: string }, ctx: MercuriusContext) =>
           service().get(ctx.principal, args.id),

@@ -4,7 +4,7 @@ export {
   type WebhookConfig,
   WebhookConfigSchema,
 } from './config-schema.js'
-export { type DeliveryDeps, deliveryHandler, onDeliveryFailed } from './deliver.js'
+export { type DeliveryDeps, DeliveryPayloadSchema, deliveryJob } from './deliver.js'
 export { notificationErrors } from './errors.js'
 export {
   eventMatches,

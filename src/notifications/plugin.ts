@@ -1,10 +1,13 @@
 import fp from 'fastify-plugin'
 import { Agent } from 'undici'
-import type { Config } from '../config.js'
-import type { JobHandler } from '../jobs/index.js'
-import { deliveryHandler } from './deliver.js'
+import type { FeatureOptions } from '../app-options.js'
+import { extendGraph } from '../graphql/plugin.js'
+import { secretEnv } from '../lib/secrets.js'
+import { deliveryJob } from './deliver.js'
 import { webhookProblems } from './events.js'
+import { notificationsGraphql } from './graphql.js'
 import { Notifier } from './notify.js'
+import { notificationRoutes } from './routes.js'
 import { NotificationService } from './service.js'
 
 declare module 'fastify' {
@@ -12,23 +15,16 @@ declare module 'fastify' {
     /** Emits events to the configured webhooks inside a caller's transaction. */
     notifier: Notifier
     notifications: NotificationService
-    /** The `notification.deliver` job handler (registered with the worker in app.ts). */
-    notificationDelivery: JobHandler
   }
-}
-
-export interface NotificationsPluginOptions {
-  config: Config
-  /** Where `secretEnv` secrets are read (default process.env; tests pass their own). */
-  env?: Record<string, string | undefined>
 }
 
 /**
  * Outbound webhooks: checks the webhook config at boot (unique names, secrets present), reads the
  * secrets once, and holds one undici Agent for every delivery, closed with the app.
  */
-export default fp<NotificationsPluginOptions>(
-  async (app, { config, env = process.env }) => {
+export default fp<FeatureOptions>(
+  async (app, { config, overrides }) => {
+    const env = secretEnv(overrides.env)
     const { notifications } = config
     const problems = webhookProblems(notifications.webhooks, env)
     if (problems.length > 0)
@@ -44,9 +40,8 @@ export default fp<NotificationsPluginOptions>(
     })
     app.decorate('notifier', new Notifier(notifications))
     app.decorate('notifications', new NotificationService(app.db, notifications))
-    app.decorate(
-      'notificationDelivery',
-      deliveryHandler({
+    app.jobs.define(
+      deliveryJob({
         pool: app.db,
         webhooks: new Map(notifications.webhooks.map((w) => [w.name, w])),
         secrets,
@@ -56,6 +51,11 @@ export default fp<NotificationsPluginOptions>(
       }),
     )
     app.addHook('onClose', () => dispatcher.close())
+    await app.register(notificationRoutes)
+    extendGraph(
+      app,
+      notificationsGraphql(() => app.notifications),
+    )
   },
-  { name: 'notifications', dependencies: ['db'] },
+  { name: 'notifications', dependencies: ['db', 'jobs', 'graphql'] },
 )

@@ -1,8 +1,12 @@
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
+import type { FeatureOptions } from '../app-options.js'
+import { extendGraph } from '../graphql/plugin.js'
+import { secretEnv } from '../lib/secrets.js'
 import { BrowseService } from './browse-service.js'
 import { ContentCache, TagDigestCache } from './content-cache.js'
+import { registriesGraphql } from './graphql.js'
 import { RegistrySet } from './registry-set.js'
+import { registryRoutes } from './routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,15 +15,10 @@ declare module 'fastify' {
   }
 }
 
-export interface RegistriesPluginOptions {
-  config: Config
-  /** Where registry credentials named by `passwordEnv`/`tokenEnv` are read (tests pass their own). */
-  env?: Record<string, string | undefined>
-}
-
-export default fp<RegistriesPluginOptions>(
-  async (app, { config, env }) => {
-    const registries = new RegistrySet(config.registries, { ...(env ? { env } : {}), logger: app.log })
+/** The configured registries, each with its client, and browsing them over REST and GraphQL. */
+export default fp<FeatureOptions>(
+  async (app, { config, overrides }) => {
+    const registries = new RegistrySet(config.registries, { env: secretEnv(overrides.env), logger: app.log })
     app.decorate('registries', registries)
     const content = new ContentCache(app.db, config.browse.cacheMemoryBytes)
     app.decorate(
@@ -35,6 +34,11 @@ export default fp<RegistriesPluginOptions>(
       await content.flush()
       await registries.close()
     })
+    await app.register(registryRoutes)
+    extendGraph(
+      app,
+      registriesGraphql(() => app.browse),
+    )
   },
-  { name: 'registries', dependencies: ['db'] },
+  { name: 'registries', dependencies: ['db', 'graphql'] },
 )

@@ -3,6 +3,7 @@ import { Counter } from 'prom-client'
 import { Type } from 'typebox'
 import { errorResponses } from '../http/error-schema.js'
 import { requestContext } from '../http/request-context.js'
+import type { SecretEnv } from '../lib/secrets.js'
 import type { RegistryConfig } from '../registries/config-schema.js'
 import { EVENT_SECRET_HEADER, EVENTS_MEDIA_TYPE, EventCountsSchema, EventEnvelopeSchema } from './schemas.js'
 import { resolveEventSecrets } from './secrets.js'
@@ -12,8 +13,8 @@ export interface RegistryEventRoutesOptions {
   registries: RegistryConfig[]
   /** Requests per client address and window (config publicRoutes.rateLimit). */
   rateLimit: { max: number; windowMs: number }
-  /** Where `events.secretEnv` is read (default process.env; tests pass their own). */
-  env?: Record<string, string | undefined>
+  /** Where `events.secretEnv` is read. */
+  env: SecretEnv
 }
 
 /**
@@ -27,7 +28,7 @@ export const registryEventRoutes: FastifyPluginAsyncTypebox<RegistryEventRoutesO
 ) => {
   const service = new RegistryEventsService({
     pool: app.db,
-    secrets: resolveEventSecrets(registries, env ?? process.env),
+    secrets: resolveEventSecrets(registries, env),
     log: app.log,
     refusals: app.refusals,
   })

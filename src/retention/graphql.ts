@@ -1,7 +1,7 @@
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql'
 import type { MercuriusContext } from 'mercurius'
 import type { RequestContext } from '../auth/principal.js'
-import type { GraphqlModule } from '../graphql/plugin.js'
+import { contextOf, type GraphqlModule, pageOf } from '../graphql/plugin.js'
 import type { PolicyInput, RetentionService } from './service.js'
 
 /**
@@ -9,9 +9,6 @@ import type { PolicyInput, RetentionService } from './service.js'
  * rules.ts, as in REST), so the graph and the API take the very same documents.
  */
 const typeDefs = /* GraphQL */ `
-  "Any JSON value: retention rules and guards, exactly as the REST API takes them."
-  scalar JSON
-
   extend type Query {
     retentionPolicies(team: String, registry: String): [RetentionPolicy!]!
     retentionPolicy(id: ID!): RetentionPolicy!
@@ -82,37 +79,6 @@ const typeDefs = /* GraphQL */ `
   }
 `
 
-function literal(node: ValueNode): unknown {
-  switch (node.kind) {
-    case Kind.STRING:
-    case Kind.BOOLEAN:
-    case Kind.ENUM:
-      return node.value
-    case Kind.INT:
-    case Kind.FLOAT:
-      return Number(node.value)
-    case Kind.LIST:
-      return node.values.map(literal)
-    case Kind.OBJECT:
-      return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value)]))
-    default:
-      return null
-  }
-}
-
-const JSONScalar = new GraphQLScalarType({
-  name: 'JSON',
-  serialize: (value) => value,
-  parseValue: (value) => value,
-  parseLiteral: literal,
-})
-
-const contextOf = (ctx: MercuriusContext): RequestContext => ({
-  requestId: ctx.requestId,
-  sourceIp: ctx.sourceIp,
-  ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
-})
-
 export function retentionGraphql(
   service: () => RetentionService,
   validate: (input: unknown) => PolicyInput,
@@ -120,7 +86,6 @@ export function retentionGraphql(
   return {
     typeDefs,
     resolvers: {
-      JSON: JSONScalar,
       Query: {
         retentionPolicies: (
           _root: unknown,

@@ -1,9 +1,14 @@
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
+import { Type } from 'typebox'
+import { type FeatureOptions, runsInBackground } from '../app-options.js'
+import { extendGraph } from '../graphql/plugin.js'
 import { jsonObject } from '../notifications/index.js'
 import { recordSightings, repositoryActivity } from '../registry-events/index.js'
-import { RetentionScheduler } from './scheduler.js'
-import { RetentionService } from './service.js'
+import { retentionGraphql } from './graphql.js'
+import { retentionRoutes } from './routes.js'
+import { RETENTION_WARN, RetentionScheduler } from './scheduler.js'
+import { parsePolicyInput } from './schemas.js'
+import { RETENTION_RUN, RetentionService } from './service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,15 +17,12 @@ declare module 'fastify' {
   }
 }
 
-export interface RetentionPluginOptions {
-  config: Config
-  /** Run the schedule timer in this process (every replica may: each slot fires once). */
-  schedules: boolean
-}
-
-/** Retention policies: the service behind routes, resolvers and jobs, and the schedule timer. */
-export default fp<RetentionPluginOptions>(
-  async (app, { config, schedules }) => {
+/**
+ * Retention policies: the service behind routes, resolvers and its two jobs (a run, and the warning
+ * before a scheduled run), and the schedule timer (every replica may run it: each slot fires once).
+ */
+export default fp<FeatureOptions>(
+  async (app, { config, overrides }) => {
     const service = new RetentionService(
       app.db,
       app.registries,
@@ -36,12 +38,33 @@ export default fp<RetentionPluginOptions>(
       app.usage,
     )
     app.decorate('retention', service)
+    app.jobs.define({
+      kind: RETENTION_RUN,
+      payload: Type.Object({ runId: Type.String() }),
+      run: ({ runId }) => service.executeRun(runId),
+      onFailed: (client, { runId }, job) => service.failRun(client, runId, job.lastError),
+      visibleTo: (principal, { runId }) => service.runVisibleTo(principal, runId),
+    })
+    app.jobs.define({
+      kind: RETENTION_WARN,
+      payload: Type.Object({ policyId: Type.String(), slot: Type.String() }),
+      run: ({ policyId, slot }) => service.warn(policyId, new Date(slot)),
+      visibleTo: (principal, { policyId }) => service.policyVisibleTo(principal, policyId),
+    })
     const scheduler = new RetentionScheduler(app.db, service, config.retention.warnBeforeMinutes, app.log)
     app.decorate('retentionScheduler', scheduler)
-    if (schedules) {
+    if (runsInBackground(overrides)) {
       app.addHook('onReady', async () => scheduler.start())
       app.addHook('onClose', async () => scheduler.stop())
     }
+    await app.register(retentionRoutes)
+    extendGraph(
+      app,
+      retentionGraphql(() => app.retention, parsePolicyInput),
+    )
   },
-  { name: 'retention', dependencies: ['db', 'registries', 'deletions', 'notifications', 'usage'] },
+  {
+    name: 'retention',
+    dependencies: ['db', 'registries', 'deletions', 'notifications', 'usage', 'jobs', 'graphql'],
+  },
 )

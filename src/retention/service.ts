@@ -6,10 +6,11 @@ import type { DeletionService } from '../deletions/service.js'
 import { errors } from '../errors.js'
 import { parseCron } from '../gc/cron.js'
 import { globProblem } from '../governance/globs.js'
-import { activeHolds } from '../governance/holds.js'
 import type { GovernanceConfig } from '../governance/index.js'
+import { activeHolds } from '../holds/index.js'
 import { formatBytes, plural } from '../http/format.js'
 import { enqueueJob } from '../jobs/index.js'
+import { SYSTEM_PRINCIPAL } from '../lib/system.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import type { RetentionConfig } from './config-schema.js'
@@ -473,7 +474,7 @@ export class RetentionService {
     }
     const actor = policy
       ? auditActor(policyPrincipal(policy), context)
-      : auditActor({ subject: 'regent', teams: [], roles: [], channel: 'system' }, context)
+      : auditActor(SYSTEM_PRINCIPAL, context)
     await appendAuditEvent(client, {
       ...actor,
       action: `retention.run_${outcome.state === 'failed' ? 'failed' : outcome.state === 'guarded' ? 'guarded' : 'finished'}`,

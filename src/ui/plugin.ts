@@ -4,6 +4,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { FeatureOptions } from '../app-options.js'
 import type { Config } from '../config.js'
 import { errors } from '../errors.js'
 import type { UiConfig } from './config-schema.js'
@@ -110,7 +111,7 @@ function clientConfig(ui: UiConfig) {
   }
 }
 
-export default fp<{ config: Config }>(
+export default fp<FeatureOptions>(
   async (app, { config }) => {
     const ui = config.ui
     if (!ui.enabled) return

@@ -1,5 +1,5 @@
 import type { MercuriusContext } from 'mercurius'
-import type { GraphqlModule } from '../graphql/plugin.js'
+import { type GraphqlModule, pageOf } from '../graphql/plugin.js'
 import type { UsageService } from './service.js'
 
 /** Usage as a graph: the same service as REST, so the same filters, limits and codes. */
@@ -121,11 +121,7 @@ export function usageGraphql(
             limit: args.first,
             ...(args.after ? { cursor: args.after } : {}),
           })
-          return {
-            nodes: page.items,
-            pageInfo: { hasNextPage: page.nextCursor !== null, endCursor: page.nextCursor },
-            verdict: page.verdict,
-          }
+          return { ...pageOf(page.items, page.nextCursor), verdict: page.verdict }
         },
         usageSources: (_root: unknown, _args: unknown, ctx: MercuriusContext) =>
           service().listSources(ctx.principal),

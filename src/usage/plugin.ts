@@ -1,9 +1,16 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge } from 'prom-client'
-import type { Config } from '../config.js'
+import { Type } from 'typebox'
+import { type FeatureOptions, runsInBackground } from '../app-options.js'
+import { errors } from '../errors.js'
+import { extendGraph } from '../graphql/plugin.js'
+import { NonRetryableJobError } from '../jobs/index.js'
+import { secretEnv } from '../lib/secrets.js'
 import { usageConfigProblems } from './config-schema.js'
+import { usageGraphql } from './graphql.js'
+import { usageRoutes } from './routes.js'
 import { UsageScheduler } from './scheduler.js'
-import { type SourceView, UsageService } from './service.js'
+import { type SourceView, USAGE_SYNC, UsageService } from './service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,21 +19,16 @@ declare module 'fastify' {
   }
 }
 
-export interface UsagePluginOptions {
-  config: Config
-  /** Where inventory tokens named by `tokenEnv` are read (tests pass their own). */
-  env?: Record<string, string | undefined>
-  /** Run the sync timer in this process (every replica may: each slot syncs once). */
-  schedules: boolean
-}
-
 /**
  * In-use awareness: the service deletion plans and retention ask, the sync schedule, and metrics
  * per source. A source with a missing section, an unknown registry or an unset token variable
  * stops the start, naming the key.
  */
-export default fp<UsagePluginOptions>(
-  async (app, { config, env = process.env, schedules }) => {
+export default fp<FeatureOptions>(
+  async (app, { config, overrides }) => {
+    const env = secretEnv(overrides.env)
+    // The sync timer runs where the worker runs (every such replica may: each slot syncs once).
+    const schedules = runsInBackground(overrides) && config.worker
     const problems = usageConfigProblems(
       config.usage,
       config.registries.map((r) => r.name),
@@ -128,12 +130,30 @@ export default fp<UsagePluginOptions>(
       )
     }
 
+    app.jobs.define({
+      kind: USAGE_SYNC,
+      payload: Type.Object({ source: Type.String() }),
+      run: async ({ source }, _job, ctx) => {
+        const result = await service.sync(source, ctx.signal)
+        // Recorded on the source already; the next slot is the retry.
+        if (result.outcome === 'failed') throw new NonRetryableJobError(result.error ?? 'the sync failed')
+        return result
+      },
+    })
     const scheduler = new UsageScheduler(service, app.log)
     app.decorate('usageScheduler', scheduler)
     if (schedules) {
       app.addHook('onReady', async () => scheduler.start())
       app.addHook('preClose', async () => scheduler.stop())
     }
+    await app.register(usageRoutes)
+    extendGraph(
+      app,
+      usageGraphql(
+        () => app.usage,
+        (message) => new errors.VALIDATION(message),
+      ),
+    )
   },
-  { name: 'usage', dependencies: ['db', 'metrics', 'registries'] },
+  { name: 'usage', dependencies: ['db', 'metrics', 'registries', 'jobs', 'graphql'] },
 )

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { claimJobs, enqueueJob, updateProgress } from '../../src/jobs/sql.js'
 import { authHeaders, build } from '../helper.js'
@@ -83,7 +84,9 @@ t.test('a job is visible to the teams of what it acts on, and to no one else', a
       payload: { deletionId: rows[0]!.id },
     })
   ).job
-  const gcJob = (await enqueueJob(app.db, { kind: 'gc.run', registry: 'local', payload: {} })).job
+  const gcJob = (
+    await enqueueJob(app.db, { kind: 'gc.run', registry: 'local', payload: { runId: randomUUID() } })
+  ).job
   const deliveryJob = (await enqueueJob(app.db, { kind: 'notification.deliver', payload: {} })).job
 
   const payments = authHeaders({ sub: 'pia', groups: ['payments'], roles: ['viewer'] })

@@ -117,7 +117,8 @@ t.test(
     t.equal(job.attempts, 3, 'the queue retried twice')
 
     // The handler run again for it (a crash after the POST, say) sends nothing.
-    const again = await app.notificationDelivery(
+    const deliver = app.jobs.handlers()['notification.deliver']!
+    const again = await deliver(
       { id: delivery!.jobId, payload: { deliveryId: delivery!.id } } as never,
       { signal: new AbortController().signal } as never,
     )

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/pool.js'
+import type { LegalHold } from '../governance/protection.js'
 import { assertUuid } from '../lib/validate.js'
-import type { LegalHold } from './protection.js'
 
 /** Legal holds live in Postgres (admins create and lift them through the API); SQL here. */
 

@@ -4,9 +4,9 @@ import { appendAuditEvent, auditActor } from '../audit/index.js'
 import { isAdmin, type Principal, type RequestContext } from '../auth/principal.js'
 import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
+import { globProblem } from '../governance/globs.js'
 import { validated } from '../lib/validate.js'
-import { globProblem } from './globs.js'
-import { type HoldRow, insertHold, liftHold, listHolds, lockHoldsForPlacing } from './holds.js'
+import { type HoldRow, insertHold, liftHold, listHolds, lockHoldsForPlacing } from './sql.js'
 
 export interface HoldView {
   id: string

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errorResponses } from '../http/error-schema.js'
 import { requestContext } from '../http/request-context.js'
-import { PlaceHoldSchema } from './holds-service.js'
+import { PlaceHoldSchema } from './service.js'
 
 const HoldSchema = Type.Object(
   {
