@@ -1,5 +1,4 @@
 import type { MercuriusContext } from 'mercurius'
-import type { RequestContext } from '../auth/principal.js'
 import { contextOf, type GraphqlModule, pageOf } from '../graphql/plugin.js'
 import type { GcService } from './service.js'
 import type { GcState } from './sql.js'

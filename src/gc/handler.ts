@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import { Type } from 'typebox'
-import { appendAuditEvent, auditActor } from '../audit/index.js'
+import { appendAuditEvent } from '../audit/index.js'
 import { withTransaction } from '../db/transaction.js'
 import { closeRestoreWindow, EXECUTE_DELETION, newestRestorableDeletion } from '../deletions/index.js'
 import {

@@ -1,5 +1,4 @@
 import type { Queryable } from '../db/pool.js'
-import type { Job } from '../jobs/index.js'
 import { CREATED_KEY, type Keyset, type KeysetRow } from '../lib/paging.js'
 
 /** The statements of GC runs, one function each (migration 007). */

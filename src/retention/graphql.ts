@@ -1,7 +1,5 @@
-import { GraphQLScalarType, Kind, type ValueNode } from 'graphql'
 import type { MercuriusContext } from 'mercurius'
-import type { RequestContext } from '../auth/principal.js'
-import { contextOf, type GraphqlModule, pageOf } from '../graphql/plugin.js'
+import { contextOf, type GraphqlModule } from '../graphql/plugin.js'
 import type { PolicyInput, RetentionService } from './service.js'
 
 /**

@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FeatureOptions } from '../app-options.js'
-import type { Config } from '../config.js'
 import { errors } from '../errors.js'
 import type { UiConfig } from './config-schema.js'
 
