@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
+import { REFERENCE_PATH, renderConfigReference } from '../../scripts/config-reference.js'
 import {
   CONFIG_FILE_ENV,
   ConfigError,
@@ -130,28 +131,62 @@ t.test('a bad quick registry is refused naming the variable', async (t) => {
   )
 })
 
-/** Every key path of the schema: `database.poolMax`, `registries[].auth.passwordEnv`, … */
+/** Every key path of the schema, union members included: `database.poolMax`, `registries[].gc.executor.argv`, … */
 function keyPaths(schema: Record<string, unknown>, prefix = ''): string[] {
   const out: string[] = []
   const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>
+  const variants = (node: Record<string, unknown>): Record<string, unknown>[] =>
+    Array.isArray(node.anyOf) ? (node.anyOf as Record<string, unknown>[]).flatMap(variants) : [node]
   for (const [name, child] of Object.entries(props)) {
     const here = prefix ? `${prefix}.${name}` : name
-    out.push(here)
-    const inner = child.type === 'array' ? (child.items as Record<string, unknown>) : child
-    const suffix = child.type === 'array' ? '[]' : ''
-    if (inner && inner.type === 'object') out.push(...keyPaths(inner, here + suffix))
+    if (!out.includes(here)) out.push(here)
+    for (const variant of variants(child)) {
+      const inner = variant.type === 'array' ? (variant.items as Record<string, unknown>) : variant
+      const suffix = variant.type === 'array' ? '[]' : ''
+      if (inner && inner.type === 'object')
+        for (const key of keyPaths(inner, here + suffix)) if (!out.includes(key)) out.push(key)
+    }
   }
   return out
 }
 
-t.test('README documents every config key and every environment variable', async (t) => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+t.test('docs/configuration.md is what the config schema generates', async (t) => {
+  const committed = readFileSync(REFERENCE_PATH, 'utf8')
+  // A key added to the schema without `npm run docs` fails here (and in CI's docs:check).
+  t.ok(committed === renderConfigReference(), 'docs/configuration.md is current: run `npm run docs`')
+})
+
+t.test('the configuration reference documents every config key and every environment variable', async (t) => {
+  const reference = renderConfigReference()
   const missing = keyPaths(ConfigSchema as unknown as Record<string, unknown>).filter(
-    (key) => !readme.includes(`\`${key}\``),
+    (key) => !reference.includes(`\`${key}\``),
   )
-  t.same(missing, [], 'config keys missing from README (write each as `key.path`)')
+  t.same(missing, [], 'config keys missing from the reference (each written as `key.path`)')
   const vars = [...Object.keys(ENV_VARS), CONFIG_FILE_ENV, ...Object.values(QUICK_REGISTRY_ENV)].filter(
-    (name) => !readme.includes(`\`${name}\``),
+    (name) => !reference.includes(`\`${name}\``),
   )
-  t.same(vars, [], 'environment variables missing from README')
+  t.same(vars, [], 'environment variables missing from the reference')
+})
+
+t.test('the README names the environment variables a newcomer needs and links the reference', async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const quickStart = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('## The demo'))
+  const newcomer = [
+    CONFIG_FILE_ENV,
+    QUICK_REGISTRY_ENV.url,
+    QUICK_REGISTRY_ENV.name,
+    ...([
+      'PORT',
+      'DATABASE_URL',
+      'REGENT_DATA_DIR',
+      'REGENT_JWT_SECRET',
+      'LOG_LEVEL',
+    ] satisfies (keyof typeof ENV_VARS)[]),
+  ]
+  t.same(
+    newcomer.filter((name) => !quickStart.includes(`\`${name}\``)),
+    [],
+    'variables missing from the quick start',
+  )
+  t.match(readme, '](docs/configuration.md)', 'the README links the configuration reference')
 })
