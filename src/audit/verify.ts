@@ -11,7 +11,7 @@ export interface VerifyOptions {
   /**
    * A checkpoint exported earlier (a previous run's `lastSeq` and `lastHash`, kept outside the
    * database). A chain rewritten consistently up to that point recomputes fine on its own; only
-   * a hash kept elsewhere shows it (R16).
+   * a hash kept elsewhere shows it.
    */
   checkpoint?: { seq: number; hash: string }
 }

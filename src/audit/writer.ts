@@ -47,7 +47,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * Appends one event to the audit chain. Call it inside the transaction that makes the state change
- * it records (`withTransaction`), so both commit or neither does (R17); if this throws, the caller's
+ * it records (`withTransaction`), so both commit or neither does; if this throws, the caller's
  * transaction must roll back and nothing may be sent to a registry.
  *
  * Writers are serialised on the chain head row until the caller's transaction ends: call this late

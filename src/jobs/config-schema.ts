@@ -2,7 +2,7 @@ import { type Static, Type } from 'typebox'
 
 /**
  * The `jobs` section of the config: leases, polling, retries and concurrency of the job worker.
- * The lease bounds crash recovery (R8): a dead worker's jobs are claimed again within `leaseMs`
+ * The lease bounds crash recovery: a dead worker's jobs are claimed again within `leaseMs`
  * plus one poll.
  */
 export const JobsConfigSchema = Type.Object(

@@ -66,7 +66,7 @@ export interface EnqueueInput {
   payload?: unknown
   /** Jobs naming a registry count against its cap (jobs.registryConcurrency). */
   registry?: string | null
-  /** Idempotency key: a second enqueue with the same key returns the first job (R6). */
+  /** Idempotency key: a second enqueue with the same key returns the first job. */
   uniqueKey?: string | null
   /** Default: the column default, 5. Services pass config.jobs.maxAttempts. */
   maxAttempts?: number

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js'
-import { selectRepositoryActivity, selectSightings, upsertSightings } from './sql.js'
+import { selectLastPulls, selectRepositoryActivity, selectSightings, upsertSightings } from './sql.js'
 
 /**
  * What retention policies read: push and pull times from registry events, and the time Regent
@@ -71,4 +71,17 @@ export async function recordSightings(
     }
   }
   return seen
+}
+
+/** When each digest was last pulled, by the registry's events (a weaker signal than usage). */
+export async function lastPulls(
+  db: Queryable,
+  registry: string,
+  repository: string,
+  digests: string[],
+): Promise<Map<string, Date>> {
+  if (digests.length === 0) return new Map()
+  return new Map(
+    (await selectLastPulls(db, registry, repository, digests)).map((r) => [r.digest, r.last_pull_at]),
+  )
 }

@@ -183,3 +183,18 @@ export async function selectSightings(
   )
   return rows
 }
+
+/** The last recorded pull of each digest (digests never pulled are left out). */
+export async function selectLastPulls(
+  db: Queryable,
+  registry: string,
+  repository: string,
+  digests: string[],
+): Promise<{ digest: string; last_pull_at: Date }[]> {
+  const { rows } = await db.query<{ digest: string; last_pull_at: Date }>(
+    `SELECT digest, last_pull_at FROM registry_digest_activity
+     WHERE registry = $1 AND repository = $2 AND digest = ANY($3::text[]) AND last_pull_at IS NOT NULL`,
+    [registry, repository, digests],
+  )
+  return rows
+}

@@ -5,6 +5,7 @@ import { withTransaction } from '../db/transaction.js'
 import { errors } from '../errors.js'
 import { enqueueJob } from '../jobs/index.js'
 import type { RegistryConfig } from '../registries/config-schema.js'
+import { lastPulls } from '../registry-events/index.js'
 import { intervalMs, type UsageConfig, type UsageSourceConfig } from './config-schema.js'
 import { RegistryHosts } from './image-reference.js'
 import { collectInventory } from './inventory.js'
@@ -162,14 +163,19 @@ export class UsageService {
     }
     const list: UsageCandidate[] = [...merged].map(([digest, tags]) => ({ digest, tags: [...tags] }))
     const covering = coveringSources(this.coverage, registry)
-    const lookup = await selectUsage(this.pool, {
-      registry,
-      repository,
-      digests: list.map((c) => c.digest),
-      tags: [...new Set(list.flatMap((c) => c.tags))],
-      sources: this.coverage.map((s) => s.name),
-    })
-    return buildVerdicts(list, lookup, covering)
+    const digests = list.map((c) => c.digest)
+    // The registry events feature knows the pulls: asked at the same time, it costs no extra wait.
+    const [lookup, pulls] = await Promise.all([
+      selectUsage(this.pool, {
+        registry,
+        repository,
+        digests,
+        tags: [...new Set(list.flatMap((c) => c.tags))],
+        sources: this.coverage.map((s) => s.name),
+      }),
+      lastPulls(this.pool, registry, repository, digests),
+    ])
+    return buildVerdicts(list, lookup, pulls, covering)
   }
 
   /**

@@ -57,7 +57,6 @@ export interface PlaceRow {
 export interface UsageLookupRow {
   places: PlaceRow[]
   sources: { name: string; age_ms: number | null }[]
-  pulls: { digest: string; last_pull_at: string | null }[]
 }
 
 /** Marks a sync as started; returns its start time by the database's clock. */
@@ -181,8 +180,8 @@ export async function selectSources(db: Queryable, names: string[]): Promise<Sou
 
 /**
  * Everything a verdict needs, in one round trip: the places naming any candidate digest or tag
- * (a workload's pods are one place with a count, since the sync stores them so), how old each
- * source's data is, and the last recorded pull of each digest.
+ * (a workload's pods are one place with a count, since the sync stores them so), and how old each
+ * source's data is.
  */
 export async function selectUsage(
   db: Queryable,
@@ -212,10 +211,7 @@ export async function selectUsage(
        (SELECT coalesce(json_agg(json_build_object(
                  'name', name,
                  'age_ms', (extract(epoch FROM now() - last_success_at) * 1000)::float8)), '[]'::json)
-          FROM usage_sources WHERE name = ANY($5::text[])) AS sources,
-       (SELECT coalesce(json_agg(json_build_object('digest', digest, 'last_pull_at', last_pull_at)), '[]'::json)
-          FROM registry_digest_activity
-          WHERE registry = $1 AND repository = $2 AND digest = ANY($3::text[])) AS pulls`,
+          FROM usage_sources WHERE name = ANY($5::text[])) AS sources`,
     [input.registry, input.repository, input.digests, input.tags, input.sources],
   )
   return rows[0] as UsageLookupRow

@@ -77,6 +77,7 @@ export function coveringSources(sources: readonly SourceCoverage[], registry: st
 export function buildVerdicts(
   candidates: readonly UsageCandidate[],
   lookup: UsageLookupRow,
+  pulls: ReadonlyMap<string, Date>,
   covering: readonly SourceCoverage[],
 ): Map<string, UsageVerdict> {
   const ages = new Map(lookup.sources.map((s) => [s.name, s.age_ms]))
@@ -92,7 +93,6 @@ export function buildVerdicts(
     if (place.digest) push(byDigest, place.digest, place)
     if (place.tag) push(byTag, place.tag, place)
   }
-  const pulls = new Map(lookup.pulls.map((p) => [p.digest, p.last_pull_at]))
 
   const verdicts = new Map<string, UsageVerdict>()
   for (const candidate of candidates) {
@@ -142,7 +142,7 @@ export function buildVerdicts(
       status: where.length > 0 ? 'in-use' : staleSources.length > 0 ? 'unknown' : 'unused',
       where,
       staleSources,
-      lastPulledAt: pulled ? new Date(pulled).toISOString() : null,
+      lastPulledAt: pulled ? pulled.toISOString() : null,
     })
   }
   return verdicts

@@ -93,8 +93,8 @@ t.test('a verdict counts running digests, digest references and current tags onl
       place({ kind: 'CronJob', name: 'nightly', namespace: 'batch', tag: 'nightly' }),
     ],
     sources: [{ name: 'prod', age_ms: 1000 }],
-    pulls: [{ digest: D2, last_pull_at: new Date(Date.now() - 3 * 86_400_000).toISOString() }],
   }
+  const pulls = new Map([[D2, new Date(Date.now() - 3 * 86_400_000)]])
   const covering = [{ name: 'prod', staleAfterMs: 60_000 }]
   const verdicts = buildVerdicts(
     [
@@ -102,6 +102,7 @@ t.test('a verdict counts running digests, digest references and current tags onl
       { digest: D2, tags: ['old'] },
     ],
     lookup,
+    pulls,
     covering,
   )
   const v1 = verdicts.get(D1)
@@ -113,20 +114,21 @@ t.test('a verdict counts running digests, digest references and current tags onl
   t.equal(v2?.status, 'unused', 'nightly is not one of its tags now')
   t.equal(describeUsage(v2!), 'not in use; pulled 3d ago')
 
-  const moved = buildVerdicts([{ digest: D2, tags: ['nightly'] }], lookup, covering).get(D2)
+  const moved = buildVerdicts([{ digest: D2, tags: ['nightly'] }], lookup, pulls, covering).get(D2)
   t.equal(describeUsage(moved!), 'referenced by tag nightly in prod/batch cronjob/nightly')
 
-  const stale = buildVerdicts([{ digest: D2, tags: [] }], { ...lookup, sources: [] }, covering).get(D2)
+  const stale = buildVerdicts([{ digest: D2, tags: [] }], { ...lookup, sources: [] }, pulls, covering).get(D2)
   t.equal(stale?.status, 'unknown', 'a source that never synced vouches for nothing')
   t.same(stale?.staleSources, ['prod'])
   const old = buildVerdicts(
     [{ digest: D2, tags: [] }],
     { ...lookup, sources: [{ name: 'prod', age_ms: 120_000 }] },
+    pulls,
     covering,
   )
   t.equal(old.get(D2)?.status, 'unknown', 'past its staleness limit')
   t.equal(
-    buildVerdicts([{ digest: D1, tags: [] }], { ...lookup, sources: [] }, covering).get(D1)?.status,
+    buildVerdicts([{ digest: D1, tags: [] }], { ...lookup, sources: [] }, pulls, covering).get(D1)?.status,
     'in-use',
     'what a stale source last saw still counts as in use',
   )
