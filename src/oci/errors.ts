@@ -1,7 +1,8 @@
 import createError from '@fastify/error'
 
 /**
- * Errors of the registry client and the classifier of registry answers (reliability R5).
+ * Errors of the registry client and the classifier of registry answers: the one place that decides
+ * what an answer means, whether it may be retried, and which `REGENT_*` error it becomes.
  *
  * HTTP statuses are the ones *our* API answers with, not the registry's:
  * - a fault of the registry or of its token server is 502 (504 for a timeout, 503 when it asks us
@@ -140,7 +141,7 @@ export interface ResponseToClassify {
 }
 
 /**
- * The one table from registry answer to outcome (R5). DELETE is special: the OCI spec says a
+ * The one table from registry answer to outcome. DELETE is special: the OCI spec says a
  * registry with deletes disabled MUST answer 400 or 405, and distribution answers 405 `UNSUPPORTED`
  * (`registry/api/errcode/register.go`) — or, in read-only mode, a bare 405 without a body. For a
  * DELETE by tag distribution 2.8 answers 400 `DIGEST_INVALID`: the tag delete is not possible there,
@@ -224,7 +225,11 @@ export function classifyNetworkError(err: unknown): Classification | undefined {
   return undefined
 }
 
-/** GET/HEAD are retried for these outcomes (R5 row "429/502/503/504, ECONNRESET"). */
+/**
+ * GET/HEAD are retried for these outcomes: a dropped connection, 429 and 5xx (502/503/504 above
+ * all) are passing states of the registry or of what stands in front of it; every other answer
+ * would come back the same.
+ */
 export function isRetriable(c: Classification): boolean {
   return c.outcome === 'network' || c.outcome === 'rate_limited' || c.outcome === 'server_error'
 }

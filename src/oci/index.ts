@@ -1,29 +1,8 @@
-export {
-  type AuthKind,
-  type Challenge,
-  checkRealm,
-  isLoopbackHost,
-  parseWwwAuthenticate,
-  Secret,
-  scopes,
-} from './auth.js'
-export {
-  type BlobHead,
-  type Capabilities,
-  digestOf,
-  type FetchedManifest,
-  type Logger,
-  type ManifestHead,
-  type MutationResult,
-  nextLink,
-  type PingResult,
-  type PushResult,
-  type Referrers,
-  RegistryClient,
-  type RegistryClientOptions,
-  referrersTag,
-  USER_AGENT,
-} from './client.js'
+export { type AuthKind, scopes } from './auth.js'
+export type { BlobHead } from './blobs.js'
+export { type Challenge, checkRealm, isLoopbackHost, parseWwwAuthenticate } from './challenge.js'
+export { RegistryClient } from './client.js'
+export { Secret } from './credentials.js'
 export {
   type Classification,
   classifyNetworkError,
@@ -34,6 +13,8 @@ export {
   parseRetryAfter,
   type RegistryError,
 } from './errors.js'
+export { nextLink } from './listing.js'
+export type { FetchedManifest, ManifestHead, MutationResult, PushResult } from './manifests.js'
 export {
   baseMediaType,
   type Descriptor,
@@ -54,13 +35,17 @@ export {
   parseImageConfig,
   parseManifest,
 } from './media-types.js'
+export type { Capabilities } from './probe.js'
 export {
   assertDigest,
   assertRepository,
   assertTag,
+  digestOf,
   isDigest,
   isRepositoryName,
   isTag,
   parseReference,
   type Reference,
 } from './reference.js'
+export { type Referrers, referrersTag } from './referrers.js'
+export { type Logger, type PingResult, type RegistryClientOptions, USER_AGENT } from './transport.js'

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { ociErrors } from './errors.js'
 
 /**
@@ -62,6 +63,10 @@ export function parseReference(ref: string): Reference {
 
 export function digestAlgorithm(digest: string): DigestAlgorithm {
   return assertDigest(digest).startsWith('sha512:') ? 'sha512' : 'sha256'
+}
+
+export function digestOf(bytes: Buffer, algorithm: DigestAlgorithm): string {
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`
 }
 
 /** Keep error messages short and printable whatever the caller sent. */

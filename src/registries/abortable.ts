@@ -1,51 +1,47 @@
 import type { RegistryClient } from '../oci/index.js'
 import type { ConfiguredRegistry } from './registry-set.js'
 
+/** The browsing calls of the client that take a signal. */
+type CancellableCalls = Pick<
+  RegistryClient,
+  'catalog' | 'tags' | 'headManifest' | 'getManifest' | 'getBlob' | 'referrers'
+>
+
 /**
  * A registry whose client stops starting calls once `signal` is aborted, and whose pending calls
  * reject at once with the signal's reason: a GraphQL request that timed out or whose client went
- * away no longer walks the registry. A call already sent runs to its own timeouts meanwhile; the
- * client takes no signal of its own yet.
+ * away no longer walks the registry. The browsing calls get the signal itself, so the request in
+ * flight is cut off and no retry follows. The other calls (probe, pushes, deletes) take no signal:
+ * they are refused once it is aborted, and otherwise run to their end, since a write cut short
+ * would leave its outcome unknown.
  */
 export function abortable(target: ConfiguredRegistry, signal: AbortSignal | undefined): ConfiguredRegistry {
   if (!signal) return target
-  const client = new Proxy(target.client, {
-    get(object, property, receiver) {
-      const value: unknown = Reflect.get(object, property, receiver)
+  const inner = target.client
+  // A signal the caller passes as well still counts: either one aborts the call.
+  const both = (own: AbortSignal | undefined) => (own ? AbortSignal.any([own, signal]) : signal)
+  const cancellable: CancellableCalls = {
+    catalog: (opts = {}) => inner.catalog({ ...opts, signal: both(opts.signal) }),
+    tags: (repository, opts = {}) => inner.tags(repository, { ...opts, signal: both(opts.signal) }),
+    headManifest: (repository, reference, opts = {}) =>
+      inner.headManifest(repository, reference, { ...opts, signal: both(opts.signal) }),
+    getManifest: (repository, reference, opts = {}) =>
+      inner.getManifest(repository, reference, { ...opts, signal: both(opts.signal) }),
+    getBlob: (repository, digest, opts = {}) =>
+      inner.getBlob(repository, digest, { ...opts, signal: both(opts.signal) }),
+    referrers: (repository, digest, opts = {}) =>
+      inner.referrers(repository, digest, { ...opts, signal: both(opts.signal) }),
+  }
+  const client = new Proxy(inner, {
+    get(object, property) {
+      if (Object.hasOwn(cancellable, property)) return cancellable[property as keyof CancellableCalls]
+      const value: unknown = Reflect.get(object, property)
       if (typeof value !== 'function') return value
       return (...args: unknown[]) => {
         signal.throwIfAborted()
-        const result: unknown = value.apply(object, args)
-        if (result instanceof Promise) return untilAborted(result, signal)
-        if (isAsyncIterator(result)) return iterateUntilAborted(result, signal)
-        return result
+        return value.apply(object, args)
       }
     },
-  }) as RegistryClient
-  return { ...target, client }
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
-}
-
-function isAsyncIterator(value: unknown): value is AsyncGenerator<unknown> {
-  return typeof (value as AsyncGenerator<unknown> | undefined)?.[Symbol.asyncIterator] === 'function'
-}
-
-async function* iterateUntilAborted<T>(source: AsyncGenerator<T>, signal: AbortSignal): AsyncGenerator<T> {
-  try {
-    for (;;) {
-      const next = await untilAborted(source.next(), signal)
-      if (next.done) return
-      yield next.value
-    }
-  } finally {
-    // Ends the source's own loop (its finally blocks release what it holds).
-    await source.return(undefined).catch(() => {})
-  }
+  return { ...target, client }
 }

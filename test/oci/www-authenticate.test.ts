@@ -1,11 +1,6 @@
 import t from 'tap'
-import {
-  cacheLifetimeMs,
-  checkRealm,
-  isLoopbackHost,
-  parseWwwAuthenticate,
-  TokenCache,
-} from '../../src/oci/auth.js'
+import { checkRealm, isLoopbackHost, parseWwwAuthenticate } from '../../src/oci/challenge.js'
+import { cacheLifetimeMs, TokenCache } from '../../src/oci/tokens.js'
 
 t.test('a Docker Hub style Bearer challenge', async (t) => {
   t.same(
