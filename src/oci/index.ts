@@ -1,3 +1,4 @@
+export { untilAborted } from './abort.js'
 export { type AuthKind, scopes } from './auth.js'
 export type { BlobHead } from './blobs.js'
 export { type Challenge, checkRealm, isLoopbackHost, parseWwwAuthenticate } from './challenge.js'

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { RegistryClient } from '../../src/oci/client.js'
 import type { Logger } from '../../src/oci/transport.js'
-import { abortable } from '../../src/registries/abortable.js'
 import type { RegistryConfig } from '../../src/registries/config-schema.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { pushImage, pushRepositories } from '../helpers/fixtures.js'
@@ -153,32 +152,4 @@ t.test('every cancellable call rejects with the reason while its request is held
       t.equal(proxy.count(undefined, path), 1, 'no retry')
     })
   }
-})
-
-t.test('abortable() passes its signal to the browsing calls instead of racing them', async (t) => {
-  faultsFor(t)
-  const c = client(t)
-  await c.ping()
-  proxy.addFault({
-    fault: { kind: 'status', status: 503, headers: { 'retry-after': '2' } },
-    path: manifestPath,
-    times: 1,
-  })
-  const controller = new AbortController()
-  const reason = new Error('request timed out')
-  const { client: wrapped } = abortable({ config: registryConfig(proxy), client: c }, controller.signal)
-  const pending = rejection(wrapped.headManifest('cancel/app', 'v1'))
-  await until(() => proxy.count('HEAD', manifestPath) === 1, 'the first HEAD was answered 503')
-  controller.abort(reason)
-  t.equal(await pending, reason)
-  // A raced call would have gone on in the background and retried after the 2 s Retry-After.
-  await sleep(3000)
-  t.equal(proxy.count('HEAD', manifestPath), 1, 'the client itself stopped: no retry was sent')
-  const sent = proxy.count()
-  t.equal(
-    await rejection((async () => wrapped.probe())()),
-    reason,
-    'other calls are not started once aborted',
-  )
-  t.equal(proxy.count(), sent, 'nothing more was sent')
 })
