@@ -12,6 +12,7 @@ import { type ProtocolDeps, RunProtocol } from './protocol.js'
 import { deferJob, GC_RUN } from './queue.js'
 import { type GcRunRow, getRun, pushBackRun } from './sql.js'
 
+/** What the `gc.run` job needs: the protocol's needs, the run's lease timing, the registries. */
 export interface GcJobDeps extends ProtocolDeps, LeaseTiming {
   registries: RegistrySet
 }

@@ -42,12 +42,19 @@ export class RetentionService implements PolicyEvaluator {
 
   constructor(private readonly deps: RetentionDeps) {
     this.now = deps.now ?? (() => new Date())
-    this.policies = new RetentionPolicies({ ...deps, evaluator: this })
+    this.policies = new RetentionPolicies({
+      pool: deps.pool,
+      registries: deps.registries,
+      governance: deps.governance,
+      evaluator: this,
+    })
     this.runs = new RetentionRuns({
-      ...deps,
+      pool: deps.pool,
+      deletions: deps.deletions,
+      notifier: deps.notifier,
+      maxAttempts: deps.config.maxAttempts,
       evaluator: this,
       policies: this.policies,
-      maxAttempts: deps.config.maxAttempts,
     })
   }
 
