@@ -2,7 +2,8 @@ import { type Static, Type } from 'typebox'
 
 /**
  * The `gc` section of a registry's config: how Regent collects its garbage, and the safety
- * protocol around it (reliability R14). Commands are argv arrays run without a shell: nothing in
+ * protocol around it (see protocol.ts: deletions drained, `before`, a wait, a dry run, the
+ * collector, `after`, a check of what is left). Commands are argv arrays run without a shell: nothing in
  * them is interpreted, so a tag or a path can never become a second command.
  */
 

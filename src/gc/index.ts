@@ -7,8 +7,9 @@ export {
 } from './config-schema.js'
 export { type Cron, CronError, parseCron } from './cron.js'
 export { gcDeletionGate } from './deletion-gate.js'
+export { endRun } from './end-run.js'
 export { gcErrors } from './errors.js'
-export { endRun, type GcHandlerDeps, gcJob } from './handler.js'
+export { type GcJobDeps, gcJob } from './job.js'
 export { eligibleShare, GcOutputParser, type GcReport, parseGcOutput } from './output.js'
 export {
   type CoalesceOutcome,

@@ -4,7 +4,7 @@ import { extendGraph } from '../graphql/plugin.js'
 import { secretEnv } from '../lib/secrets.js'
 import { gcDeletionGate } from './deletion-gate.js'
 import { gcGraphql } from './graphql.js'
-import { gcJob } from './handler.js'
+import { gcJob } from './job.js'
 import { gcRoutes } from './routes.js'
 import { GcScheduler } from './scheduler.js'
 import { GcService } from './service.js'
@@ -17,14 +17,27 @@ declare module 'fastify' {
   }
 }
 
+declare module '../app-options.js' {
+  interface AppOverrides {
+    /**
+     * The clock the retention service and the GC and retention schedules read (default real time),
+     * so tests move time instead of waiting for it.
+     */
+    now?: () => Date
+  }
+}
+
 /**
  * Garbage collection: the service behind the routes and resolvers, the `gc.run` job, its say in
  * deletions (executions wait while a GC sweeps, and a finished execution schedules one), the
  * schedule timer (every replica may run it: each slot fires once), and the bridge that streams a
- * run's progress. A bad cron expression stops the app from starting, naming the key.
+ * run's progress. A bad cron expression stops the app from starting, naming the key. The schedule
+ * reads the time from `overrides.now`; runs keep to real time, as the job queue that starts them
+ * and their leases keep the database's.
  */
 export default fp<FeatureOptions>(
   async (app, { config, overrides }) => {
+    const now = overrides.now ?? (() => new Date())
     app.decorate('gc', new GcService(app.db, app.registries))
     app.jobs.define(
       gcJob({
@@ -45,7 +58,7 @@ export default fp<FeatureOptions>(
         retryAfterMs: Math.max(250, config.jobs.pollMs),
       }),
     )
-    const scheduler = new GcScheduler(app.db, app.registries, app.log)
+    const scheduler = new GcScheduler(app.db, app.registries, app.log, now)
     app.decorate('gcScheduler', scheduler)
     if (runsInBackground(overrides)) {
       app.addHook('onReady', async () => scheduler.start())

@@ -12,7 +12,7 @@ import {
   setRunJob,
 } from './sql.js'
 
-/** The job kind that runs a GC run (src/gc/handler.ts). */
+/** The job kind that runs a GC run (src/gc/job.ts). */
 export const GC_RUN = 'gc.run'
 /** Attempts of a GC job: protocol failures are final at once; only crashes are retried. */
 export const GC_MAX_ATTEMPTS = 3

@@ -28,9 +28,10 @@ export class GcScheduler extends MinuteSchedule<FiredSlot> {
     private readonly pool: pg.Pool,
     registries: RegistrySet,
     log: ScheduleLogger,
-    now: Date = new Date(),
+    /** The time a tick fires up to, unless given (default real time). */
+    private readonly now: () => Date = () => new Date(),
   ) {
-    super(log, 'GC schedule', now)
+    super(log, 'GC schedule', now())
     registries.list().forEach(({ config }, index) => {
       const source = config.gc?.schedule
       if (!source) return
@@ -48,6 +49,10 @@ export class GcScheduler extends MinuteSchedule<FiredSlot> {
 
   protected get active(): boolean {
     return this.schedules.length > 0
+  }
+
+  override tick(now: Date = this.now()): Promise<FiredSlot[]> {
+    return super.tick(now)
   }
 
   protected async fireMinute(slot: Date): Promise<FiredSlot[]> {

@@ -3,7 +3,7 @@ import { isRegistryError, type RegistryClient } from '../oci/index.js'
 import { mapLimit } from '../registries/map-limit.js'
 
 /**
- * R14 step 7: after a GC, every remaining tag (or a random sample) must still be whole: its
+ * The protocol's last step: after a GC, every remaining tag (or a random sample) must still be whole: its
  * manifest answers, every index child answers, and every config and layer blob answers HEAD 200.
  * A GC that raced a push (distribution #3045) or deleted untagged index children (#3004) shows up
  * here as a blob or child that is gone.

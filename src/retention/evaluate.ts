@@ -38,6 +38,12 @@ export interface EvaluateDeps extends Omit<FactsContext, 'needsCreated'> {
   usage?: UsageLookup
 }
 
+/** Evaluates a policy now and checks its guards: what previews and runs judge by. */
+export interface PolicyEvaluator {
+  evaluate(policy: PolicyFields): Promise<Evaluation>
+  guard(evaluation: Evaluation, policy: PolicyFields): GuardResult
+}
+
 export async function evaluatePolicy(deps: EvaluateDeps, policy: PolicyFields): Promise<Evaluation> {
   const repositories = await coveredRepositories(deps.registries, deps.governance, policy)
   const needsCreated = judgesBy(policy.rules, 'created')

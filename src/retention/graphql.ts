@@ -1,6 +1,7 @@
 import type { MercuriusContext } from 'mercurius'
 import { contextOf, type GraphqlModule } from '../graphql/plugin.js'
-import type { PolicyInput, RetentionService } from './service.js'
+import type { PolicyInput } from './policies.js'
+import type { RetentionService } from './service.js'
 
 /**
  * Retention policies as a graph: the same service as REST. Rules are JSON (the rule language of

@@ -6,9 +6,10 @@ import { jsonObject } from '../notifications/index.js'
 import { recordSightings, repositoryActivity } from '../registry-events/index.js'
 import { retentionGraphql } from './graphql.js'
 import { retentionRoutes } from './routes.js'
+import { RETENTION_RUN } from './runs.js'
 import { RETENTION_WARN, RetentionScheduler } from './scheduler.js'
 import { parsePolicyInput } from './schemas.js'
-import { RETENTION_RUN, RetentionService } from './service.js'
+import { RetentionService } from './service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,26 +18,39 @@ declare module 'fastify' {
   }
 }
 
+declare module '../app-options.js' {
+  interface AppOverrides {
+    /**
+     * The clock the retention service and the GC and retention schedules read (default real time),
+     * so tests move time instead of waiting for it.
+     */
+    now?: () => Date
+  }
+}
+
 /**
  * Retention policies: the service behind routes, resolvers and its two jobs (a run, and the warning
  * before a scheduled run), and the schedule timer (every replica may run it: each slot fires once).
+ * Evaluations and the schedule read the time from `overrides.now`.
  */
 export default fp<FeatureOptions>(
   async (app, { config, overrides }) => {
-    const service = new RetentionService(
-      app.db,
-      app.registries,
-      app.browse,
-      app.deletions,
-      config.governance,
-      { ...config.retention, fanOut: config.browse.concurrency },
-      {
+    const now = overrides.now ?? (() => new Date())
+    const service = new RetentionService({
+      pool: app.db,
+      registries: app.registries,
+      browse: app.browse,
+      deletions: app.deletions,
+      governance: config.governance,
+      config: { ...config.retention, fanOut: config.browse.concurrency },
+      activity: {
         repositoryActivity: (registry, repository) => repositoryActivity(app.db, registry, repository),
         recordSightings: (registry, repository, tags) => recordSightings(app.db, registry, repository, tags),
       },
-      (client, event) => app.notifier.notify(client, { ...event, data: jsonObject(event.data) }),
-      app.usage,
-    )
+      notifier: (client, event) => app.notifier.notify(client, { ...event, data: jsonObject(event.data) }),
+      usage: app.usage,
+      now,
+    })
     app.decorate('retention', service)
     app.jobs.define({
       kind: RETENTION_RUN,
@@ -51,7 +65,13 @@ export default fp<FeatureOptions>(
       run: ({ policyId, slot }) => service.warn(policyId, new Date(slot)),
       visibleTo: (principal, { policyId }) => service.policyVisibleTo(principal, policyId),
     })
-    const scheduler = new RetentionScheduler(app.db, service, config.retention.warnBeforeMinutes, app.log)
+    const scheduler = new RetentionScheduler(
+      app.db,
+      service,
+      config.retention.warnBeforeMinutes,
+      app.log,
+      now,
+    )
     app.decorate('retentionScheduler', scheduler)
     if (runsInBackground(overrides)) {
       app.addHook('onReady', async () => scheduler.start())

@@ -32,14 +32,19 @@ export class RetentionScheduler extends MinuteSchedule<FiredPolicySlot> {
     private readonly service: RetentionService,
     private readonly warnBeforeMinutes: number,
     log: ScheduleLogger,
-    now: Date = new Date(),
+    /** The time a tick fires up to, unless given (default real time). */
+    private readonly now: () => Date = () => new Date(),
   ) {
-    super(log, 'retention schedule', now)
+    super(log, 'retention schedule', now())
   }
 
   /** Policies are added at runtime, so the timer always runs. */
   protected get active(): boolean {
     return true
+  }
+
+  override tick(now: Date = this.now()): Promise<FiredPolicySlot[]> {
+    return super.tick(now)
   }
 
   protected async fireMinute(slot: Date, now: Date): Promise<FiredPolicySlot[]> {

@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { validated } from '../lib/validate.js'
-import type { PolicyInput } from './service.js'
+import type { PolicyInput } from './policies.js'
 
 /** REST shapes of retention policies, previews and runs (the rule language: rules.ts). */
 

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
+import { notifyGcRunChanged } from '../../src/gc/updates.js'
 import { RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, build, createTestDatabase, testConfig } from '../helper.js'
 import { subscribeGraphql } from '../helpers/graphql-ws.js'
@@ -190,25 +191,36 @@ t.test('gcRunUpdated streams a run from another replica’s worker until it ends
   await pushLayered(client, 'payments/api', 'one', [randomLayer()])
   const run = (await requestGc(api, { dryRun: true })).json()
 
-  let worker: Promise<unknown> = Promise.resolve()
+  // The worker replica starts once the subscription is in place, which shows when it delivers a
+  // first update: until then the test announces the queued run again and again.
+  let worker: Promise<unknown> | undefined
+  let announcing: Promise<void> = Promise.resolve()
   const result = await subscribeGraphql({
     port,
     authorization: paula.authorization!,
     query: 'subscription ($id: ID!) { gcRunUpdated(id: $id) { state steps { name } } }',
     variables: { id: run.id },
-    // The worker replica starts once the subscription is in place.
     onSubscribed: () => {
-      worker = sleep(300).then(() =>
-        build(t, { databaseUrl, config: gcAppConfig(registry.url, gc, { worker: true }) }),
-      )
+      announcing = (async () => {
+        while (!worker) {
+          await notifyGcRunChanged(api.db, run.id)
+          await sleep(100)
+        }
+      })()
     },
-    until: (data) => ['succeeded', 'failed'].includes((data.gcRunUpdated as { state: string }).state),
+    until: (data) => {
+      worker ??= build(t, { databaseUrl, config: gcAppConfig(registry.url, gc, { worker: true }) })
+      return ['succeeded', 'failed'].includes((data.gcRunUpdated as { state: string }).state)
+    },
   })
+  await announcing
   await worker
   const updates = result.updates.map(
     (data) => data.gcRunUpdated as { state: string; steps: { name: string }[] },
   )
-  t.ok(updates.length >= 2, `several updates arrived (${updates.length})`)
-  t.equal(updates[0]!.state, 'running')
+  t.equal(updates[0]!.state, 'queued', 'the subscription answered before the worker started')
+  const fromWorker = updates.filter((u) => u.state !== 'queued')
+  t.ok(fromWorker.length >= 2, `several updates arrived (${fromWorker.length})`)
+  t.equal(fromWorker[0]!.state, 'running')
   t.same(updates.at(-1), { state: 'succeeded', steps: [{ name: 'dry-run' }] })
 })

@@ -1,12 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
 import { RegistryClient } from '../../src/oci/index.js'
 import { build, createTestDatabase } from '../helper.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
+import { waitFor } from '../jobs/support.js'
 import {
   admin,
   complete,
@@ -68,13 +68,20 @@ t.test(
       verb: 'delete-manifest',
       targets: [{ repository: 'payments/api', tag: 'doomed' }],
     })
-    await sleep(1500)
+    // Once its job has been tried and is queued again, the deletion has met the running GC.
+    const job = await waitFor(
+      async () => {
+        const found = (await two.inject({ url: `/v1/jobs/${deletion.jobId}`, headers: admin })).json()
+        return found.lastError && found.state === 'queued' ? found : undefined
+      },
+      20_000,
+      'the deletion job to be tried and sent back',
+    )
+    t.match(job.lastError, /garbage collection of local is running/)
+    t.equal(job.attempts, 0, 'waiting used no attempt')
     const waiting = (await two.inject({ url: `/v1/deletions/${deletion.id}`, headers: admin })).json()
     t.equal(waiting.state, 'queued', 'the deletion waits while the GC runs')
     t.ok(await client.headManifest('payments/api', doomed.digest), 'nothing was deleted yet')
-    const job = (await two.inject({ url: `/v1/jobs/${deletion.jobId}`, headers: admin })).json()
-    t.match(job.lastError, /garbage collection of local is running/)
-    t.equal(job.attempts, 0, 'waiting used no attempt')
 
     await writeFile(gate, '')
     const run = await waitForRun(one, accepted.id)

@@ -56,6 +56,10 @@ t.test(
     const windowOpen = new Promise<void>((resolve) => {
       openWindow = resolve
     })
+    let refuseOnce = () => {}
+    const pushRefused = new Promise<void>((resolve) => {
+      refuseOnce = resolve
+    })
     const restart = async (readOnly: boolean) => {
       front.retarget(null)
       await registry.stop()
@@ -66,13 +70,20 @@ t.test(
     const control = http.createServer((req, res) => {
       req.resume()
       const readOnly = req.url === '/before'
-      restart(readOnly).then(
-        () => {
-          res.writeHead(200).end()
-          if (readOnly) openWindow()
-        },
-        (err: Error) => res.writeHead(500).end(err.message),
-      )
+      // The window closes once a push has been refused in it (or after 30 s, and the test fails):
+      // the test holds it open rather than guessing how long a push takes to start.
+      const windowDone = readOnly
+        ? Promise.resolve()
+        : Promise.race([pushRefused, sleep(30_000, undefined, { ref: false })])
+      windowDone
+        .then(() => restart(readOnly))
+        .then(
+          () => {
+            res.writeHead(200).end()
+            if (readOnly) openWindow()
+          },
+          (err: Error) => res.writeHead(500).end(err.message),
+        )
     })
     await new Promise<void>((resolve) => control.listen(0, '127.0.0.1', resolve))
     t.teardown(() => new Promise<void>((resolve) => control.close(() => resolve())))
@@ -84,8 +95,7 @@ t.test(
         executor: garbageCollect(gcConfigPath),
         before: postHook(`${controlUrl}/before`),
         after: postHook(`${controlUrl}/after`),
-        // Long enough that the first push attempt lands in the window even on a loaded machine.
-        waitMs: 1500,
+        waitMs: 0,
         storagePath: storageDir,
         quietPeriodMs: 3_600_000,
       },
@@ -122,6 +132,7 @@ t.test(
           return image
         } catch (err) {
           attempts.push({ at: Date.now(), error: (err as Error).message })
+          refuseOnce()
           await sleep(100)
         }
       }

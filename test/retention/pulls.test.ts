@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
 import { MANIFEST_ACCEPT, RegistryClient } from '../../src/oci/index.js'
@@ -11,12 +10,15 @@ import { createPolicy, EVENTS_SECRET, eventsRegistry, governance, preview } from
 
 /**
  * A real docker-registry configured to notify Regent: its push and pull events reach Regent and
- * change what keep-pulled-within keeps. Seconds stand in for days, so the test can wait them out.
+ * change what keep-pulled-within keeps. Seconds stand in for days, and the evaluations' clock is
+ * moved past them instead of waiting.
  */
 t.test('notifications from a real registry change what keep-pulled-within keeps', async (t) => {
   const env = { REGENT_TEST_EVENTS_SECRET: EVENTS_SECRET }
   // The registry must know Regent's address before Regent knows the registry's: pick the port first.
   const port = await freePort()
+  // Real time until the test sets it.
+  let clock: Date | undefined
   const registry = await withRegistry(t, {
     notifications: {
       url: `http://127.0.0.1:${port}/v1/registries/local/events`,
@@ -34,6 +36,7 @@ t.test('notifications from a real registry change what keep-pulled-within keeps'
       browse: { tagTtlMs: 0 },
     },
     env,
+    now: () => clock ?? new Date(),
   })
   await app.listen({ port, host: '127.0.0.1' })
   const client = new RegistryClient(registryConfig(registry))
@@ -42,8 +45,11 @@ t.test('notifications from a real registry change what keep-pulled-within keeps'
   const a = await pushImage(client, 'payments/pulls', { tags: ['a'] })
   const b = await pushImage(client, 'payments/pulls', { tags: ['b'] })
   const activity = () => repositoryActivity(app.db, 'local', 'payments/pulls')
-  await waitFor(async () => (await activity()).tags.get('b')?.lastPushAt, 15_000, 'the push events')
-  const pushedAt = Date.now()
+  const pushedAt = (await waitFor(
+    async () => (await activity()).tags.get('b')?.lastPushAt,
+    15_000,
+    'the push events',
+  ))!
 
   const policy = await createPolicy(app, {
     name: 'pulled-lately',
@@ -54,7 +60,9 @@ t.test('notifications from a real registry change what keep-pulled-within keeps'
     rules: [{ select: { tagStatus: 'any' }, keep: { within: { age: '8s', by: 'pull' } } }],
   })
 
-  await sleep(Math.max(0, pushedAt + 9000 - Date.now()))
+  // Just past 8 s after the last push (b's, after a's) by the registry's clock: both pushes are
+  // older than the rule's window, and any pull the registry sees after b's push is younger.
+  clock = new Date(pushedAt.getTime() + 8001)
   const before = await preview(app, policy.id)
   const verdict = (p: typeof before, tag: string) => p.verdicts.find((v) => v.tag === tag)
   t.equal(verdict(before, 'a')?.verdict, 'expire', 'nothing pulled: the push time stands in, and it is old')
@@ -66,7 +74,12 @@ t.test('notifications from a real registry change what keep-pulled-within keeps'
   })
   await pulled.body.dump()
   t.equal(pulled.statusCode, 200)
-  await waitFor(async () => (await activity()).tags.get('a')?.lastPullAt, 15_000, 'the pull event')
+  const pulledAt = (await waitFor(
+    async () => (await activity()).tags.get('a')?.lastPullAt,
+    15_000,
+    'the pull event',
+  ))!
+  t.ok(pulledAt > pushedAt, 'the registry saw the pull after the last push')
 
   const after = await preview(app, policy.id)
   t.equal(verdict(after, 'a')?.verdict, 'keep', 'the pulled tag is kept')
