@@ -19,6 +19,11 @@ export interface AppOverrides {
    * routes (the OpenAPI generator builds the app without a database). Default true.
    */
   background?: boolean
+  /**
+   * The clock the retention service and the GC and retention schedules read (default real time),
+   * so tests move time instead of waiting for it.
+   */
+  now?: () => Date
   /** Test seams around each registry DELETE of an execution (crash tests). */
   executionHooks?: ExecutionHooks
 }

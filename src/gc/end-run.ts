@@ -6,7 +6,7 @@ import { systemActor, workerActor } from '../lib/system.js'
 import { jsonObject, type Notifier } from '../notifications/index.js'
 import { enqueueRun } from './queue.js'
 import { toRunView } from './service.js'
-import { finishRun, freed, type GcRunRow, getRun, insertRun } from './sql.js'
+import { bigintOrNull, finishRun, freed, type GcRunRow, getRun, insertRun } from './sql.js'
 
 /** Whom a run's end is told to: listeners of its progress, and outbound webhooks. */
 export interface RunEndListeners {
@@ -95,10 +95,10 @@ async function endRunIn(
       dryRun: ended.dry_run,
       failedStep: ended.failed_step,
       error: ended.error,
-      eligibleBlobs: num(ended.eligible_blobs),
-      eligibleBytes: num(ended.eligible_bytes),
-      bytesBefore: num(ended.bytes_before),
-      bytesAfter: num(ended.bytes_after),
+      eligibleBlobs: bigintOrNull(ended.eligible_blobs),
+      eligibleBytes: bigintOrNull(ended.eligible_bytes),
+      bytesBefore: bigintOrNull(ended.bytes_before),
+      bytesAfter: bigintOrNull(ended.bytes_after),
       bytesFreed: freed(ended),
       ...details,
     },
@@ -133,8 +133,4 @@ function gcEvent(run: GcRunRow) {
       finishedAt: view.finishedAt,
     }),
   }
-}
-
-function num(value: string | null): number | null {
-  return value === null ? null : Number(value)
 }

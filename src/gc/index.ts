@@ -1,3 +1,4 @@
+export { type Cron, CronError, parseCron } from '../lib/cron.js'
 export {
   type GcCommand,
   type GcConfig,
@@ -5,7 +6,6 @@ export {
   type GcExecutor,
   type GcHook,
 } from './config-schema.js'
-export { type Cron, CronError, parseCron } from './cron.js'
 export { gcDeletionGate } from './deletion-gate.js'
 export { endRun } from './end-run.js'
 export { gcErrors } from './errors.js'

@@ -17,16 +17,6 @@ declare module 'fastify' {
   }
 }
 
-declare module '../app-options.js' {
-  interface AppOverrides {
-    /**
-     * The clock the retention service and the GC and retention schedules read (default real time),
-     * so tests move time instead of waiting for it.
-     */
-    now?: () => Date
-  }
-}
-
 /**
  * Garbage collection: the service behind the routes and resolvers, the `gc.run` job, its say in
  * deletions (executions wait while a GC sweeps, and a finished execution schedules one), the

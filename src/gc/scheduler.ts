@@ -1,9 +1,9 @@
 import type pg from 'pg'
 import { withTransaction } from '../db/transaction.js'
 import { MinuteSchedule, type ScheduleLogger } from '../jobs/minute-schedule.js'
+import { type Cron, parseCron } from '../lib/cron.js'
 import { systemActor } from '../lib/system.js'
 import type { RegistrySet } from '../registries/registry-set.js'
-import { type Cron, parseCron } from './cron.js'
 import { enqueueRun } from './queue.js'
 import { activeRun, claimSlot, insertRun, setSlotOutcome } from './sql.js'
 
@@ -28,10 +28,9 @@ export class GcScheduler extends MinuteSchedule<FiredSlot> {
     private readonly pool: pg.Pool,
     registries: RegistrySet,
     log: ScheduleLogger,
-    /** The time a tick fires up to, unless given (default real time). */
-    private readonly now: () => Date = () => new Date(),
+    now?: () => Date,
   ) {
-    super(log, 'GC schedule', now())
+    super(log, 'GC schedule', now)
     registries.list().forEach(({ config }, index) => {
       const source = config.gc?.schedule
       if (!source) return
@@ -49,10 +48,6 @@ export class GcScheduler extends MinuteSchedule<FiredSlot> {
 
   protected get active(): boolean {
     return this.schedules.length > 0
-  }
-
-  override tick(now: Date = this.now()): Promise<FiredSlot[]> {
-    return super.tick(now)
   }
 
   protected async fireMinute(slot: Date): Promise<FiredSlot[]> {

@@ -11,6 +11,7 @@ import { enqueueRun } from './queue.js'
 import type { GcRunView } from './schemas.js'
 import {
   activeRun,
+  bigintOrNull,
   freed,
   type GcRunRow,
   type GcState,
@@ -147,11 +148,9 @@ function requireRole(principal: Principal): void {
     throw new errors.FORBIDDEN('reading GC runs needs at least the viewer role')
 }
 
-const num = (value: string | null) => (value === null ? null : Number(value))
-
 export function toRunView(row: GcRunRow, options: { withLog: boolean }): GcRunView {
-  const marked = num(row.marked_blobs)
-  const eligibleBlobs = num(row.eligible_blobs)
+  const marked = bigintOrNull(row.marked_blobs)
+  const eligibleBlobs = bigintOrNull(row.eligible_blobs)
   const view: Omit<GcRunView, 'summary'> = {
     id: row.id,
     registry: row.registry,
@@ -166,8 +165,8 @@ export function toRunView(row: GcRunRow, options: { withLog: boolean }): GcRunVi
     eligible: {
       markedBlobs: marked,
       blobs: eligibleBlobs,
-      manifests: num(row.eligible_manifests),
-      bytes: num(row.eligible_bytes),
+      manifests: bigintOrNull(row.eligible_manifests),
+      bytes: bigintOrNull(row.eligible_bytes),
       share:
         marked === null || eligibleBlobs === null
           ? null
@@ -175,9 +174,9 @@ export function toRunView(row: GcRunRow, options: { withLog: boolean }): GcRunVi
             ? 0
             : eligibleBlobs / (marked + eligibleBlobs),
     },
-    collected: { blobs: num(row.collected_blobs), manifests: num(row.collected_manifests) },
-    bytesBefore: num(row.bytes_before),
-    bytesAfter: num(row.bytes_after),
+    collected: { blobs: bigintOrNull(row.collected_blobs), manifests: bigintOrNull(row.collected_manifests) },
+    bytesBefore: bigintOrNull(row.bytes_before),
+    bytesAfter: bigintOrNull(row.bytes_after),
     bytesFreed: freed(row),
     ...(options.withLog ? { log: row.log } : {}),
     jobId: row.job_id,

@@ -52,13 +52,18 @@ export interface GcRunRow {
   finished_at: Date | null
 }
 
+/** A bigint column as pg returns it (a string), as a number; null stays null. */
+export function bigintOrNull(value: string | null): number | null {
+  return value === null ? null : Number(value)
+}
+
 /** Space freed: the storage folder before − after, else what the collector said it freed. */
 export function freed(
   run: Pick<GcRunRow, 'bytes_before' | 'bytes_after' | 'bytes_reported_freed'>,
 ): number | null {
   if (run.bytes_before !== null && run.bytes_after !== null)
     return Number(run.bytes_before) - Number(run.bytes_after)
-  return run.bytes_reported_freed === null ? null : Number(run.bytes_reported_freed)
+  return bigintOrNull(run.bytes_reported_freed)
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

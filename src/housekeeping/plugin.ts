@@ -33,7 +33,12 @@ export default fp<FeatureOptions>(
       payload: Type.Object({}),
       run: () => app.housekeeping.purge(),
     })
-    const schedule = new HousekeepingSchedule(app.db, config.housekeeping.everyMinutes, app.log)
+    const schedule = new HousekeepingSchedule(
+      app.db,
+      config.housekeeping.everyMinutes,
+      app.log,
+      overrides.now,
+    )
     app.decorate('housekeepingSchedule', schedule)
     if (runsInBackground(overrides)) {
       app.addHook('onReady', async () => schedule.start())

@@ -13,7 +13,7 @@ export class HousekeepingSchedule extends MinuteSchedule<string> {
     private readonly pool: pg.Pool,
     private readonly everyMinutes: number,
     log: ScheduleLogger,
-    now: Date = new Date(),
+    now?: () => Date,
   ) {
     super(log, 'housekeeping schedule', now)
   }

@@ -20,10 +20,11 @@ export abstract class MinuteSchedule<T> {
   constructor(
     protected readonly log: ScheduleLogger,
     private readonly what: string,
-    now: Date = new Date(),
+    /** The time a tick fires up to, unless given (default real time; tests move it). */
+    protected readonly now: () => Date = () => new Date(),
   ) {
     // The current minute counts as not yet checked: a replica starting mid-minute fires its slot.
-    this.lastChecked = floorMinute(now.getTime()) - MINUTE
+    this.lastChecked = floorMinute(now().getTime()) - MINUTE
   }
 
   /** Whether there is anything to schedule; a schedule without entries starts no timer. */
@@ -52,7 +53,7 @@ export abstract class MinuteSchedule<T> {
   }
 
   /** Fires every slot due since the last tick (at most CATCH_UP_MINUTES back), up to `now`. */
-  async tick(now: Date = new Date()): Promise<T[]> {
+  async tick(now: Date = this.now()): Promise<T[]> {
     const until = floorMinute(now.getTime())
     const from = Math.max(this.lastChecked + MINUTE, until - (CATCH_UP_MINUTES - 1) * MINUTE)
     const fired: T[] = []

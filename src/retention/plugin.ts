@@ -18,16 +18,6 @@ declare module 'fastify' {
   }
 }
 
-declare module '../app-options.js' {
-  interface AppOverrides {
-    /**
-     * The clock the retention service and the GC and retention schedules read (default real time),
-     * so tests move time instead of waiting for it.
-     */
-    now?: () => Date
-  }
-}
-
 /**
  * Retention policies: the service behind routes, resolvers and its two jobs (a run, and the warning
  * before a scheduled run), and the schedule timer (every replica may run it: each slot fires once).

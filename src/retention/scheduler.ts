@@ -1,8 +1,8 @@
 import type pg from 'pg'
 import { withTransaction } from '../db/transaction.js'
-import { type Cron, parseCron } from '../gc/cron.js'
 import { enqueueJob } from '../jobs/index.js'
 import { floorMinute, MinuteSchedule, type ScheduleLogger } from '../jobs/minute-schedule.js'
+import { type Cron, parseCron } from '../lib/cron.js'
 import type { RetentionService } from './service.js'
 import { claimWarning, insertRun, type PolicyRow, scheduledPolicies } from './sql.js'
 
@@ -32,19 +32,14 @@ export class RetentionScheduler extends MinuteSchedule<FiredPolicySlot> {
     private readonly service: RetentionService,
     private readonly warnBeforeMinutes: number,
     log: ScheduleLogger,
-    /** The time a tick fires up to, unless given (default real time). */
-    private readonly now: () => Date = () => new Date(),
+    now?: () => Date,
   ) {
-    super(log, 'retention schedule', now())
+    super(log, 'retention schedule', now)
   }
 
   /** Policies are added at runtime, so the timer always runs. */
   protected get active(): boolean {
     return true
-  }
-
-  override tick(now: Date = this.now()): Promise<FiredPolicySlot[]> {
-    return super.tick(now)
   }
 
   protected async fireMinute(slot: Date, now: Date): Promise<FiredPolicySlot[]> {

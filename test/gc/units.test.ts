@@ -6,9 +6,9 @@ import path from 'node:path'
 import t from 'tap'
 import { childEnv, commandFailure, runCommand } from '../../src/gc/command.js'
 import type { HttpExecutor } from '../../src/gc/config-schema.js'
-import { parseCron } from '../../src/gc/cron.js'
 import { runExecutor } from '../../src/gc/executors.js'
 import { eligibleShare, parseGcOutput } from '../../src/gc/output.js'
+import { parseCron } from '../../src/lib/cron.js'
 
 const at = (iso: string) => new Date(iso)
 
