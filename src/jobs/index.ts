@@ -1,6 +1,13 @@
 export { type BackoffOptions, backoffCeiling, backoffDelay } from '../lib/backoff.js'
 export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
 export { jobErrors } from './errors.js'
+export {
+  type JobContext,
+  type JobHandler,
+  LeaseLostError,
+  NonRetryableJobError,
+  WorkerStoppingError,
+} from './handler.js'
 export { type JobKind, JobKinds } from './kinds.js'
 export { jobRoutes } from './routes.js'
 export { type JobView, JobViewSchema } from './schemas.js'
@@ -30,12 +37,4 @@ export {
   updateProgress,
 } from './sql.js'
 export { JOB_STATES, JOBS_CHANNEL, type Job, type JobLogger, type JobState } from './types.js'
-export {
-  type JobContext,
-  type JobHandler,
-  LeaseLostError,
-  NonRetryableJobError,
-  Worker,
-  type WorkerOptions,
-  WorkerStoppingError,
-} from './worker.js'
+export { Worker, type WorkerOptions } from './worker.js'

@@ -2,8 +2,8 @@ import type pg from 'pg'
 import type { Static, TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import type { Principal } from '../auth/principal.js'
+import { type JobContext, type JobHandler, NonRetryableJobError } from './handler.js'
 import type { Job } from './types.js'
-import { type JobContext, type JobHandler, NonRetryableJobError } from './worker.js'
 
 /**
  * A kind of job, declared by the feature that owns it, in one place: the shape of its payload,

@@ -1,10 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
+import type pg from 'pg'
+import { ChannelListener } from '../db/listen.js'
 import { withTransaction } from '../db/transaction.js'
 import { backoffDelay } from '../lib/backoff.js'
 import type { JobsConfig } from './config-schema.js'
+import {
+  type JobContext,
+  type JobHandler,
+  LeaseLostError,
+  NonRetryableJobError,
+  WorkerStoppingError,
+} from './handler.js'
 import {
   claimJobs,
   completeJob,
@@ -16,54 +24,6 @@ import {
   updateProgress,
 } from './sql.js'
 import { JOBS_CHANNEL, type Job, type JobLogger } from './types.js'
-
-export interface JobContext {
-  /**
-   * Aborted when this worker shuts down (after the grace period) or loses the job's lease; its
-   * reason is a WorkerStoppingError or a LeaseLostError. Pass it to every outbound call. Once it
-   * is aborted the handler's outcome is not written, whatever it returns.
-   */
-  signal: AbortSignal
-  /** Which attempt this is, from 1. */
-  attempt: number
-  /** A child logger carrying the job's id, kind and registry. */
-  log: JobLogger
-  /** Stores a progress report on the job (GET /v1/jobs/{id} shows it). */
-  progress(progress: unknown): Promise<void>
-}
-
-/**
- * Runs one attempt of a job. What it resolves with is stored as the job's result. A rejection is
- * retried with backoff up to the job's max attempts, unless the error has `retryable === false`
- * (see NonRetryableJobError); an error with a numeric `retryAfterMs` (a registry's Retry-After)
- * waits at least that long. Handlers must be idempotent: a job can run again after a crash.
- */
-export type JobHandler = (job: Job, ctx: JobContext) => Promise<unknown>
-
-/** A handler error that must not be retried (a 403 DENIED, a registry with deletes disabled). */
-export class NonRetryableJobError extends Error {
-  readonly retryable = false
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'NonRetryableJobError'
-  }
-}
-
-/** The abort reason when another worker took the job over after our lease ran out. */
-export class LeaseLostError extends Error {
-  constructor(jobId: string) {
-    super(`the lease on job ${jobId} was lost`)
-    this.name = 'LeaseLostError'
-  }
-}
-
-/** The abort reason when the worker stops and the grace period is over. */
-export class WorkerStoppingError extends Error {
-  constructor() {
-    super('the worker is stopping')
-    this.name = 'WorkerStoppingError'
-  }
-}
 
 export interface WorkerOptions {
   pool: pg.Pool
@@ -126,11 +86,9 @@ export class Worker {
   private sweepDue = true
   private stopped: Promise<void> | undefined
 
-  private listener: pg.Client | undefined
-  private listenFailures = 0
+  private readonly listener: ChannelListener
   /** Claims in a row that failed (the database is away): logged once, not at every poll. */
   private claimFailures = 0
-  private reconnectTimer: NodeJS.Timeout | undefined
   private pollTimer: NodeJS.Timeout | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined
@@ -150,6 +108,19 @@ export class Worker {
     this.log = options.log.child({ workerId: this.workerId })
     this.onFailed = options.onFailed
     this.random = options.random ?? Math.random
+    this.listener = new ChannelListener({
+      connection: this.pool.options,
+      channel: JOBS_CHANNEL,
+      // An empty payload wakes every worker; a kind wakes only the workers that run it.
+      onPayload: (kind) => {
+        if (!kind || this.kinds.includes(kind)) this.wake()
+      },
+      // Anything enqueued while nobody listened notified no one.
+      onListening: () => this.wake(),
+      log: this.log,
+      backoff: { baseMs: 250, maxMs: Math.max(1000, this.config.pollMs) },
+      random: this.random,
+    })
   }
 
   /** How many jobs this worker is running now. */
@@ -164,7 +135,7 @@ export class Worker {
   async start(): Promise<void> {
     if (this.phase !== 'new') throw new Error('a Worker can be started once')
     this.phase = 'started'
-    await this.listen()
+    await this.listener.start()
     this.scheduleHeartbeat()
     this.poll()
   }
@@ -186,7 +157,6 @@ export class Worker {
   private async shutdown(): Promise<void> {
     this.phase = 'stopping'
     clearTimeout(this.pollTimer)
-    clearTimeout(this.reconnectTimer)
     if (this.retryTimer) clearTimeout(this.retryTimer.timer)
     // A claim already under way finishes (and releases what it got, see claimLoop).
     await this.claiming
@@ -229,9 +199,7 @@ export class Worker {
 
     this.phase = 'stopped'
     clearTimeout(this.heartbeatTimer)
-    const listener = this.listener
-    this.listener = undefined
-    await listener?.end().catch(() => {})
+    await this.listener.stop()
   }
 
   // ---- waking and claiming --------------------------------------------------------------------
@@ -507,60 +475,6 @@ export class Worker {
       // Not a lost lease: the database is unreachable. The next beat tells.
       this.log.warn({ err }, 'heartbeat failed')
     }
-  }
-
-  // ---- LISTEN -----------------------------------------------------------------------------------
-
-  /** One dedicated connection outside the pool: a LISTEN must stay on one session. */
-  private async listen(): Promise<void> {
-    const client = new pg.Client(this.pool.options)
-    client.on('notification', (message) => {
-      if (message.channel === JOBS_CHANNEL && (!message.payload || this.kinds.includes(message.payload))) {
-        this.wake()
-      }
-    })
-    client.on('error', (err) => this.listenerLost(client, err))
-    client.on('end', () => this.listenerLost(client))
-    try {
-      await client.connect()
-      await client.query(`LISTEN ${JOBS_CHANNEL}`)
-    } catch (err) {
-      this.log.warn({ err }, 'LISTEN connection failed; polling until it is back')
-      client.end().catch(() => {})
-      this.scheduleReconnect()
-      return
-    }
-    if (this.phase !== 'started') {
-      await client.end().catch(() => {})
-      return
-    }
-    if (this.listenFailures > 0) this.log.info({}, 'LISTEN connection restored')
-    this.listenFailures = 0
-    this.listener = client
-    // Anything enqueued while nobody listened notified no one.
-    this.wake()
-  }
-
-  private listenerLost(client: pg.Client, err?: Error): void {
-    if (this.listener !== client) return
-    this.listener = undefined
-    client.end().catch(() => {})
-    if (this.phase !== 'started') return
-    this.log.warn({ err }, 'LISTEN connection lost; reconnecting (polling meanwhile)')
-    this.scheduleReconnect()
-  }
-
-  private scheduleReconnect(): void {
-    if (this.phase !== 'started') return
-    this.listenFailures++
-    const delay = backoffDelay(
-      this.listenFailures,
-      { baseMs: 250, maxMs: Math.max(1000, this.config.pollMs) },
-      this.random,
-    )
-    this.reconnectTimer = setTimeout(() => {
-      this.listen().catch((err: unknown) => this.log.error({ err }, 'LISTEN reconnect failed'))
-    }, delay)
   }
 }
 

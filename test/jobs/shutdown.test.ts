@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { WorkerStoppingError } from '../../src/jobs/handler.js'
 import { enqueueJob, getJob } from '../../src/jobs/sql.js'
-import { WorkerStoppingError } from '../../src/jobs/worker.js'
 import { deferred, jobState, jobsConfig, jobsDatabase, waitFor } from './support.js'
 
 t.test(

@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { appendAuditEvent } from '../../src/audit/index.js'
 import { withTransaction } from '../../src/db/transaction.js'
+import { LeaseLostError, NonRetryableJobError } from '../../src/jobs/handler.js'
 import { enqueueJob, getJob } from '../../src/jobs/sql.js'
-import { LeaseLostError, NonRetryableJobError } from '../../src/jobs/worker.js'
 import { deferred, jobState, jobsConfig, jobsDatabase, waitFor } from './support.js'
 
 t.test(
