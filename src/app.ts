@@ -35,7 +35,7 @@ export { LOG_REDACT } from './http/fastify.js'
  * GraphQL root every feature extends, then the features. Each feature brings its own routes,
  * GraphQL, job kinds, schedules and bridges.
  */
-const PLUGINS: FastifyPluginCallback<FeatureOptions>[] = [
+export const PLUGINS: readonly FastifyPluginCallback<FeatureOptions>[] = [
   errorHandler,
   inputGuard,
   openapi,
