@@ -9,7 +9,7 @@ import { registryConfig, withRegistry } from '../helpers/registry.js'
 import { admin, fastJobs, governance, requestDeletion, waitForState } from './support.js'
 
 /**
- * Reliability R7: the worker process is killed with SIGKILL before the DELETE is sent, while it
+ * The worker process is killed with SIGKILL before the DELETE is sent, while it
  * is in flight (the registry has acted, the answer has not arrived), and after the 202 but before
  * the outcome is committed. A fresh worker then brings every item to exactly one terminal state
  * with exactly one deletion audit event, within the lease plus a margin.

@@ -23,7 +23,7 @@ interface Row {
   error?: { code: string; statusCode: number }
 }
 
-/** The R5 table, one row per registry answer, plus what our API answers with. */
+/** The classification table, one row per registry answer, plus what our API answers with. */
 const rows: Row[] = [
   {
     row: '202 → deleted',
@@ -164,7 +164,7 @@ const rows: Row[] = [
   },
 ]
 
-t.test('R5: every registry answer maps to one outcome and one REGENT_* error', async (t) => {
+t.test('every registry answer maps to one outcome and one REGENT_* error', async (t) => {
   for (const row of rows) {
     const c = classifyResponse({
       method: row.method,

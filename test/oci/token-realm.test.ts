@@ -6,7 +6,7 @@ import { pushImage, sha256 } from '../helpers/fixtures.js'
 import { registryConfig, type Teardownable, withRegistry } from '../helpers/registry.js'
 
 /**
- * Credentials must reach only the registry's origin and allowlisted realms (R20). Everything here
+ * Credentials must reach only the registry's origin and allowlisted realms. Everything here
  * runs on 127.0.0.1, so "another host" is another origin: another port.
  */
 
