@@ -72,7 +72,7 @@ export function createFastify(config: Config, overrides: AppOverrides): FastifyI
     trustProxy: config.trustProxy,
     bodyLimit: 1024 * 1024,
     // A repository name is one URL-encoded path segment of up to 255 characters.
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ajv: { customOptions: AJV_OPTIONS },
     frameworkErrors,
     clientErrorHandler,
