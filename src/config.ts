@@ -32,23 +32,52 @@ const DatabaseSchema = Type.Object(
       default: 10,
       description: 'Most connections per process',
     }),
-    connectionTimeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
-    idleTimeoutMs: Type.Integer({ minimum: 1000, default: 30000 }),
-    statementTimeoutMs: Type.Integer({ minimum: 0, default: 30000, description: '0 disables it' }),
+    connectionTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 5000,
+      description:
+        'How long an operation waits for a free connection (or a new one to open) before it fails; raise it rather than `poolMax` when short bursts queue up',
+    }),
+    idleTimeoutMs: Type.Integer({
+      minimum: 1000,
+      default: 30000,
+      description:
+        'A connection idle this long is closed, giving it back to the database; busy pools keep theirs',
+    }),
+    statementTimeoutMs: Type.Integer({
+      minimum: 0,
+      default: 30000,
+      description:
+        'Server-side `statement_timeout` of every statement, which cancels one running longer; `0` disables it',
+    }),
     readyTimeoutMs: Type.Integer({
       minimum: 100,
       default: 2000,
       description: 'How long /readyz waits for the database, on a connection of its own',
     }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'The PostgreSQL connection pool, one per process',
+  },
 )
 
 const EmbeddedPostgresSchema = Type.Object(
   {
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: '0 picks a free port' }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 0,
+      description: 'Its loopback port; `0` picks a free port on each start',
+    }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'The embedded PostgreSQL, started on loopback when `databaseUrl` is unset (development, trials)',
+  },
 )
 
 const BrowseSchema = Type.Object(
@@ -58,38 +87,82 @@ const BrowseSchema = Type.Object(
       default: 5000,
       description: 'How long a tag → digest answer is reused',
     }),
-    cacheMemoryBytes: Type.Integer({ minimum: 0, default: 64 * 1024 * 1024 }),
-    concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 16 }),
-    siblingScanLimit: Type.Integer({ minimum: 1, default: 10000 }),
-    maxConfigBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
-    probeTimeoutMs: Type.Integer({ minimum: 10, default: 2000 }),
+    cacheMemoryBytes: Type.Integer({
+      minimum: 0,
+      default: 64 * 1024 * 1024,
+      description:
+        'Bytes of manifests and image configs each process keeps in memory, least recently used out first (64 MiB); Postgres keeps as many across restarts, trimmed by housekeeping',
+    }),
+    concurrency: Type.Integer({
+      minimum: 1,
+      maximum: 256,
+      default: 16,
+      description:
+        'Registry calls one browse request makes at once (tag HEADs, manifests, configs); retention runs use it within one repository too',
+    }),
+    siblingScanLimit: Type.Integer({
+      minimum: 1,
+      default: 10000,
+      description:
+        'Tags resolved per repository to find which tags share a digest (`sharedWith`); in a repository with more, a tag page says `sharedWithComplete: false`. Each tag costs one HEAD',
+    }),
+    maxConfigBytes: Type.Integer({
+      minimum: 1024,
+      default: 4 * 1024 * 1024,
+      description:
+        'Largest image config read, in bytes (4 MiB); a larger one is refused with `REGENT_REGISTRY_RESPONSE_TOO_LARGE`',
+    }),
+    probeTimeoutMs: Type.Integer({
+      minimum: 10,
+      default: 2000,
+      description:
+        "How long `/readyz` and `GET /v1/registries` wait for a registry's first capability probe; a registry still unprobed then shows as `unknown`",
+    }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Browsing registries and its caches' },
 )
 
 const GraphqlSchema = Type.Object(
   {
-    graphiql: Type.Boolean({ default: false }),
-    maxDepth: Type.Integer({ minimum: 2, maximum: 50, default: 10 }),
+    graphiql: Type.Boolean({
+      default: false,
+      description: 'Serve the GraphiQL page at `/graphiql`; the queries it sends still need a token',
+    }),
+    maxDepth: Type.Integer({
+      minimum: 2,
+      maximum: 50,
+      default: 10,
+      description: 'Deepest query accepted; a deeper one is refused with 400 `REGENT_GRAPHQL_INVALID`',
+    }),
     maxCost: Type.Integer({
       minimum: 1,
       default: 25000,
       description: 'Most field resolutions one query may ask for, counting every page as full',
     }),
-    maxAliases: Type.Integer({ minimum: 0, default: 30 }),
-    maxRootFields: Type.Integer({ minimum: 1, default: 10 }),
+    maxAliases: Type.Integer({
+      minimum: 0,
+      default: 30,
+      description: 'Most aliases in one query; more are refused with 400 `REGENT_GRAPHQL_TOO_COMPLEX`',
+    }),
+    maxRootFields: Type.Integer({
+      minimum: 1,
+      default: 10,
+      description: 'Most root fields in one query; more are refused with 400 `REGENT_GRAPHQL_TOO_COMPLEX`',
+    }),
     timeoutMs: Type.Integer({
       minimum: 100,
       default: 30000,
-      description: 'Per request; its registry calls stop',
+      description:
+        'A query running longer is aborted with `REGENT_GRAPHQL_TIMEOUT`, and the registry calls it started stop',
     }),
     introspection: Type.Optional(
       Type.Boolean({
-        description: 'Default: on only for development (embedded database, generated JWT secret)',
+        description:
+          'Answer `__schema` and `__type`; default: on only in development (embedded database, generated JWT secret)',
       }),
     ),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'The GraphQL endpoint at `/graphql`' },
 )
 
 const DeletionsSchema = Type.Object(
@@ -111,10 +184,10 @@ const DeletionsSchema = Type.Object(
       minimum: 1,
       maximum: 50,
       default: 5,
-      description: 'Attempts of an execution job',
+      description: 'Attempts of an execution job before the request fails',
     }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Execution of approved deletions' },
 )
 
 const PublicRoutesSchema = Type.Object(
@@ -126,9 +199,18 @@ const PublicRoutesSchema = Type.Object(
           default: 300,
           description: 'Requests per client address and window',
         }),
-        windowMs: Type.Integer({ minimum: 1000, default: 60000 }),
+        windowMs: Type.Integer({
+          minimum: 1000,
+          default: 60000,
+          description: 'The window `max` is counted over',
+        }),
       },
-      { additionalProperties: false, default: {} },
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          'Requests per client address (`trustProxy`-aware), counted in memory per replica; over the limit: 429 `REGENT_RATE_LIMITED` with `Retry-After`',
+      },
     ),
     refusalSummaryMs: Type.Integer({
       minimum: 1000,
@@ -136,27 +218,74 @@ const PublicRoutesSchema = Type.Object(
       description: 'Refused requests are audited as one summary per source per this window',
     }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'The routes reachable without a token: the Slack request URLs and the registry events endpoint',
+  },
 )
 
 export const ConfigSchema = Type.Object(
   {
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-    host: Type.String({ minLength: 1, default: '0.0.0.0' }),
-    databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
-    dataDir: Type.String({ minLength: 1, default: './.regent' }),
-    logLevel: Type.Union([LogLevelSchema], { default: 'info' }),
-    shutdownGraceMs: Type.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
-    trustProxy: Type.Boolean({ default: false }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 8080,
+      description: 'HTTP port of the REST API, GraphQL, the console and the probes; `0` picks a free port',
+    }),
+    host: Type.String({
+      minLength: 1,
+      default: '0.0.0.0',
+      description:
+        'Address to listen on; `0.0.0.0` (every interface) lets probes reach it in a container, `127.0.0.1` keeps Regent to this machine',
+    }),
+    databaseUrl: Type.Optional(
+      Type.String({
+        pattern: '^postgres(ql)?://',
+        description:
+          'Your PostgreSQL (15 or newer), e.g. `postgres://user:pass@host:5432/db`; unset, Regent starts the embedded PostgreSQL under `dataDir`',
+      }),
+    ),
+    dataDir: Type.String({
+      minLength: 1,
+      default: './.regent',
+      description:
+        'Folder of the embedded database (`pg/`) and the generated development secrets, resolved against the working directory at start; with `databaseUrl` and a configured key nothing is written there',
+    }),
+    logLevel: Type.Union([LogLevelSchema], {
+      default: 'info',
+      description: 'Lowest level written to the log (JSON lines); `debug` or `trace` when troubleshooting',
+    }),
+    shutdownGraceMs: Type.Integer({
+      minimum: 100,
+      maximum: 120000,
+      default: 10000,
+      description:
+        'On SIGTERM or SIGINT, how long draining requests, stopping the worker and the embedded database may take before the process exits anyway (exit 1); keep it above `jobs.shutdownGraceMs`',
+    }),
+    trustProxy: Type.Boolean({
+      default: false,
+      description:
+        "Trust `X-Forwarded-For` from a proxy in front, so the audit log and the rate limits see the client's address; leave it off when clients connect directly, or they could claim any address",
+    }),
     auth: AuthConfigSchema,
     database: DatabaseSchema,
     embeddedPostgres: EmbeddedPostgresSchema,
-    registries: Type.Array(RegistryConfigSchema, { default: [] }),
+    registries: Type.Array(RegistryConfigSchema, {
+      default: [],
+      description:
+        'The registries Regent fronts; without any, Regent runs but has nothing to browse or delete (`REGENT_REGISTRY_URL` adds one)',
+    }),
     browse: BrowseSchema,
     graphql: GraphqlSchema,
     publicRoutes: PublicRoutesSchema,
     governance: GovernanceConfigSchema,
-    worker: Type.Boolean({ default: true, description: 'Run the job worker in this process' }),
+    worker: Type.Boolean({
+      default: true,
+      description:
+        'Run the job worker in this process; `off` (or `false`) makes an API-only replica that queues jobs for others',
+    }),
     jobs: JobsConfigSchema,
     deletions: DeletionsSchema,
     retention: RetentionConfigSchema,
@@ -171,7 +300,10 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>
 
-/** Environment variables and the config key (a dotted path) each one sets. Documented in README.md. */
+/**
+ * Environment variables and the config key (a dotted path) each one sets. Listed with their keys in
+ * docs/configuration.md, which `npm run docs` generates from this and the schema.
+ */
 export const ENV_VARS = {
   PORT: 'port',
   HOST: 'host',

@@ -9,7 +9,7 @@ import { request } from 'undici'
 /**
  * The demo's registry: Debian's `docker-registry` (CNCF distribution 2.8) on a loopback port, with
  * deletes enabled, and a restart into read-only mode and back on the same port and storage. That
- * restart is what the GC section of the README recommends around `garbage-collect`: distribution
+ * restart is what docs/gc.md ("The protocol") recommends around `garbage-collect`: distribution
  * 2.8 cannot switch modes while running, a push racing the collector loses blobs, and the restart
  * also empties the in-memory blob descriptor cache that would otherwise hide collected blobs.
  *

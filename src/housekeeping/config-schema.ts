@@ -12,7 +12,7 @@ export const HousekeepingConfigSchema = Type.Object(
       minimum: 1,
       maximum: 1440,
       default: 10,
-      description: 'How often the purge runs',
+      description: 'How often the purge runs, in minutes',
     }),
     jobsMaxAgeHours: Type.Integer({
       minimum: 1,
@@ -41,7 +41,12 @@ export const HousekeepingConfigSchema = Type.Object(
       description: 'Rows per delete statement',
     }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'The purge that keeps operational tables bounded: finished jobs, notification deliveries, the content cache, Slack replay records; the audit log is never purged',
+  },
 )
 
 export type HousekeepingConfig = Static<typeof HousekeepingConfigSchema>

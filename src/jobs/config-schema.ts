@@ -57,7 +57,11 @@ export const JobsConfigSchema = Type.Object(
       description: 'On shutdown, how long running jobs may finish before they are aborted and released',
     }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'The job queue in Postgres and its worker: leases, polling, retries and concurrency',
+  },
 )
 
 export type JobsConfig = Static<typeof JobsConfigSchema>

@@ -19,10 +19,16 @@ export const WebhookConfigSchema = Type.Object(
         pattern: '^(\\*|[a-z_]+(\\.[a-z_]+)*(\\.\\*)?)$',
         description: 'An event type, `*`, or a prefix glob such as `deletion.*`',
       }),
-      { minItems: 1, default: ['*'] },
+      {
+        minItems: 1,
+        default: ['*'],
+        description: 'Which events it gets (default: all); a pattern matching no event type stops the start',
+      },
     ),
     format: Type.Union([Type.Literal('json'), Type.Literal('cloudevents'), Type.Literal('slack')], {
       default: 'json',
+      description:
+        "`json` (Regent's own envelope), `cloudevents` (CloudEvents 1.0 structured JSON) or `slack` (a Slack incoming-webhook message)",
     }),
     secretEnv: Type.Optional(
       Type.String({
@@ -44,7 +50,10 @@ export const WebhookConfigSchema = Type.Object(
 
 export const NotificationsConfigSchema = Type.Object(
   {
-    webhooks: Type.Array(WebhookConfigSchema, { default: [] }),
+    webhooks: Type.Array(WebhookConfigSchema, {
+      default: [],
+      description: 'The webhooks events are delivered to; none by default',
+    }),
     maxAttempts: Type.Integer({
       minimum: 1,
       maximum: 50,
@@ -63,7 +72,11 @@ export const NotificationsConfigSchema = Type.Object(
       description: 'CloudEvents `source` attribute (a URI reference)',
     }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Outbound webhooks for deletion, GC and retention policy events, delivered by the job queue',
+  },
 )
 
 export type WebhookConfig = Static<typeof WebhookConfigSchema>

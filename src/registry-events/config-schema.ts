@@ -11,7 +11,11 @@ export const RegistryEventsConfigSchema = Type.Object(
       description: 'Environment variable holding the secret the registry sends in X-Regent-Event-Secret',
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description:
+      "Take this registry's notifications at `POST /v1/registries/{registry}/events` (first push, last push and last pull of each digest and tag, for retention); without it the endpoint answers 404 for this registry",
+  },
 )
 
 export type RegistryEventsConfig = Static<typeof RegistryEventsConfigSchema>

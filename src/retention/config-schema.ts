@@ -18,7 +18,7 @@ export const RetentionConfigSchema = Type.Object(
           description: 'A run stops for an admin when it would delete more manifests than this',
         }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Blast-radius limits every run obeys' },
     ),
     warnBeforeMinutes: Type.Integer({
       minimum: 0,
@@ -32,9 +32,19 @@ export const RetentionConfigSchema = Type.Object(
       default: 4,
       description: 'Repositories evaluated at once (calls within one follow `browse.concurrency`)',
     }),
-    maxAttempts: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Attempts of a run job' }),
+    maxAttempts: Type.Integer({
+      minimum: 1,
+      maximum: 20,
+      default: 3,
+      description: 'Attempts of a run job before the run fails',
+    }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'How retention policies run, and the limits they obey; the policies themselves live in Postgres, managed through the API',
+  },
 )
 
 export type RetentionConfig = Static<typeof RetentionConfigSchema>

@@ -11,12 +11,16 @@ export const OidcConfigSchema = Type.Object(
       description:
         'The identity provider; its discovery document is `<issuer>/.well-known/openid-configuration`',
     }),
-    clientId: Type.String({ minLength: 1, maxLength: 200 }),
+    clientId: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: "The console's client id at the provider (a public client: PKCE, no secret)",
+    }),
     scopes: Type.String({
       minLength: 1,
       maxLength: 1000,
       default: 'openid profile',
-      description: 'Space separated; `openid` is needed',
+      description: 'Scopes asked for, space separated; `openid` is needed',
     }),
     audience: Type.Optional(
       Type.String({
@@ -39,7 +43,11 @@ export const OidcConfigSchema = Type.Object(
         'Other origins the browser calls (token endpoint on another host than the issuer); the issuer origin is always allowed',
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description:
+      'Sign-in with an OpenID Connect provider; nothing here is secret, it is sent to the browser. Unset: the console signs in with a pasted token only',
+  },
 )
 
 export const UiConfigSchema = Type.Object(
@@ -53,7 +61,7 @@ export const UiConfigSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'The web console under `/ui`' },
 )
 
 export type UiConfig = Static<typeof UiConfigSchema>

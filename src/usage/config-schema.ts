@@ -50,7 +50,11 @@ export const KubernetesSourceSchema = Type.Object(
       description: 'Connect, header and body timeout',
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description:
+      'For `kubernetes`: how to reach the cluster; every key is optional, and without any Regent uses its in-cluster credentials (`usage.inCluster`)',
+  },
 )
 
 export const InventorySourceSchema = Type.Object(
@@ -63,20 +67,33 @@ export const InventorySourceSchema = Type.Object(
       }),
     ),
     caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA to trust for the URL' })),
-    timeoutMs: Type.Integer({ minimum: 100, default: 30000 }),
+    timeoutMs: Type.Integer({
+      minimum: 100,
+      default: 30000,
+      description: 'Connect, header and body timeout of the fetch',
+    }),
     maxBytes: Type.Integer({
       minimum: 1024,
       default: 64 * 1024 * 1024,
       description: 'Largest document read',
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'For `inventory`: where the document is (required for that kind)',
+  },
 )
 
 export const UsageSourceSchema = Type.Object(
   {
-    name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
-    kind: Type.Union([Type.Literal('kubernetes'), Type.Literal('inventory')]),
+    name: Type.String({
+      pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+      description: 'Unique name; verdicts, metrics and `/v1/usage/sources` name the source by it',
+    }),
+    kind: Type.Union([Type.Literal('kubernetes'), Type.Literal('inventory')], {
+      description:
+        "`kubernetes` (what a cluster's pods and workloads run or name) or `inventory` (a JSON document of images in use, fetched over HTTP)",
+    }),
     refreshIntervalMs: Interval(1000, 300_000, 'How often the source is synced'),
     staleAfterMs: Interval(
       1000,
@@ -97,32 +114,57 @@ export const UsageSourceSchema = Type.Object(
 
 export const InClusterSchema = Type.Object(
   {
-    serviceHost: Type.Optional(Type.String({ minLength: 1, description: 'KUBERNETES_SERVICE_HOST' })),
+    serviceHost: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "The API server's host, from `KUBERNETES_SERVICE_HOST`, which Kubernetes sets in every pod; unset outside a cluster",
+      }),
+    ),
     servicePort: Type.Integer({
       minimum: 1,
       maximum: 65535,
       default: 443,
-      description: 'KUBERNETES_SERVICE_PORT',
+      description:
+        "The API server's port, from `KUBERNETES_SERVICE_PORT`, which Kubernetes sets in every pod",
     }),
     tokenFile: Type.String({
       minLength: 1,
       default: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      description:
+        'The service account token, read at the start of every sync so a rotated token is picked up; the default is where Kubernetes mounts it',
     }),
-    caFile: Type.String({ minLength: 1, default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt' }),
+    caFile: Type.String({
+      minLength: 1,
+      default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+      description:
+        "The CA the API server's certificate is checked against; the default is where Kubernetes mounts it",
+    }),
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'In-cluster credentials of `kubernetes` sources without a kubeconfig',
+  },
 )
 
 export const UsageConfigSchema = Type.Object(
   {
-    sources: Type.Array(UsageSourceSchema, { default: [] }),
+    sources: Type.Array(UsageSourceSchema, {
+      default: [],
+      description: 'Where usage comes from; none by default, so every digest is `unused`',
+    }),
     unknownCountsAsInUse: Type.Boolean({
       default: true,
       description: 'A digest whose usage is unknown (a stale source) counts as in use: fail closed',
     }),
     inCluster: InClusterSchema,
   },
-  { additionalProperties: false, default: {} },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'In-use awareness: where Regent learns which images are deployed',
+  },
 )
 
 export type UsageConfig = Static<typeof UsageConfigSchema>

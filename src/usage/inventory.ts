@@ -8,7 +8,7 @@ import type { ReferenceCollector } from './references.js'
 /**
  * The `inventory` source: an HTTP(S) URL answering a JSON document of the images something runs
  * (ECS services, Nomad jobs, VMs, a deploy tool's records), for what no Kubernetes API describes.
- * The document (README, "Usage sources"):
+ * The document (docs/usage.md, "The `inventory` source"):
  *
  *   { "images": [ { "image": "registry.example.com/payments/api:1.4",
  *                   "cluster": "ecs-prod", "namespace": "payments", "kind": "service",

@@ -10,7 +10,7 @@ import { fastJobs, waitForState } from './support.js'
  * The residual window. The registry API has no conditional delete, so between the verification of
  * a wave (its tag listing) and each DELETE of that wave, a change in the registry goes unseen. This
  * measures that window for every item of a 100-item deletion (one wave at the default size) and
- * prints p50 and p99; README.md quotes the figures.
+ * prints p50 and p99; docs/deletions.md ("The residual window") quotes the figures.
  */
 t.test('the time from verification to DELETE is measured for every item (p50 and p99)', async (t) => {
   const registry = await withRegistry(t)

@@ -6,9 +6,9 @@ import type { NotificationEvent } from '../../src/notifications/index.js'
 import type { CapturedRequest } from '../helpers/capture-server.js'
 
 /**
- * Verifies `x-regent-signature` exactly as the README tells a receiver to: split `t=…,v1=…`,
- * refuse a timestamp more than 5 minutes away, HMAC-SHA256 the secret over "<t>.<raw body>", and
- * compare in constant time. Returns why it is refused, or undefined when it is genuine.
+ * Verifies `x-regent-signature` exactly as docs/notifications.md ("Verifying a delivery") tells a
+ * receiver to: split `t=…,v1=…`, refuse a timestamp more than 5 minutes away, HMAC-SHA256 the
+ * secret over "<t>.<raw body>", and compare in constant time. Returns why it is refused, or undefined when it is genuine.
  */
 export function signatureProblem(
   req: Pick<CapturedRequest, 'headers' | 'body'>,

@@ -12,7 +12,8 @@ import {
 /**
  * The anchors' documented examples, as tables: ECR's lifecycle policy examples, Harbor's tag
  * retention examples and GitLab's cleanup policy order, each written in Regent's rule language
- * (as README's "Retention policies" section shows) and checked against the documented answer.
+ * (as docs/retention.md, "The anchors, in this language", shows) and checked against the documented
+ * answer.
  */
 
 const NOW = new Date('2026-11-28T12:00:00Z')
