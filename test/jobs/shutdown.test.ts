@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { enqueueJob, getJob } from '../../src/jobs/sql.js'
 import { WorkerStoppingError } from '../../src/jobs/worker.js'
-import { deferred, jobState, jobsConfig, jobsDatabase, waitFor } from './support.js'
+import { deferred, waitFor } from '../helpers/wait.js'
+import { jobState, jobsConfig, jobsDatabase } from './support.js'
 
 t.test(
   'stop() during a long handler: no new claims, grace, then the job is released to another worker',

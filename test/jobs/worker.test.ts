@@ -4,7 +4,8 @@ import { appendAuditEvent } from '../../src/audit/index.js'
 import { withTransaction } from '../../src/db/transaction.js'
 import { enqueueJob, getJob } from '../../src/jobs/sql.js'
 import { LeaseLostError, NonRetryableJobError } from '../../src/jobs/worker.js'
-import { deferred, jobState, jobsConfig, jobsDatabase, waitFor } from './support.js'
+import { deferred, waitFor } from '../helpers/wait.js'
+import { jobState, jobsConfig, jobsDatabase } from './support.js'
 
 t.test(
   'a rolled back enqueue does not exist; a committed one wakes an idle worker through NOTIFY',
