@@ -24,3 +24,16 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   })
   return { promise, resolve }
 }
+
+/** What `promise` settles to, or undefined if it has not within `ms`; no timer is left behind. */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
