@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Copies the web console's static files next to the compiled plugin (`node scripts/copy-ui.mjs
 // <target>`): tsc compiles src/ but leaves src/ui/public alone, and the plugin serves the folder
-// beside it. Run by `npm run build` (dist/ui/public) and `npm run bench:build`.
+// beside it. Run by `npm run build` (dist/ui/public), `npm run bench:build` and the test runner
+// (.test-dist/src/ui/public, for the compiled test fixtures).
 import { cpSync, rmSync } from 'node:fs'
 import path from 'node:path'
 

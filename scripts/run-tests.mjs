@@ -16,6 +16,12 @@ const run = (cmd, args) => {
 
 // The same build the image runs (compiled src/ and the console's static files).
 run('npm', ['run', '-s', 'build'])
+// Processes the tests spawn and kill (test/*/fixtures) run as compiled JavaScript: through tap's
+// TypeScript loader each one spent seconds compiling src/ before it could start. tsc emits every
+// file a fixture imports, so they get their own compiled src/ under .test-dist/ (dist/ stays the
+// image's build, free of test code). Not type-checked here: `npm run typecheck` covers test/.
+run('npx', ['tsc', '-p', 'tsconfig.fixtures.json'])
+run('node', ['scripts/copy-ui.mjs', '.test-dist/src/ui/public'])
 
 const { startEmbeddedPostgres } = await import(path.join(root, 'dist/db/embedded.js'))
 const { migrate } = await import(path.join(root, 'dist/db/migrate.js'))

@@ -39,6 +39,9 @@ export async function adminQuery(sql: string): Promise<void> {
   }
 }
 
+/** Databases cloned from the migrated template: an app built on one has no migration to apply. */
+const clones = new Set<string>()
+
 /**
  * A database of the test's own: a clone of the migrated template (or empty, for migration tests),
  * dropped at teardown. Returns its URL.
@@ -48,7 +51,9 @@ export async function createTestDatabase(t: TestContext, options: { empty?: bool
   const name = `regent_t_${randomBytes(6).toString('hex')}`
   await adminQuery(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`)
   t.teardown(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
-  return databaseUrl(name)
+  const url = databaseUrl(name)
+  if (!options.empty) clones.add(url)
+  return url
 }
 
 export interface BuildOptions extends AppOverrides {
@@ -100,10 +105,14 @@ export function authHeaders(claims: TokenClaims, extra: Record<string, string> =
   return { authorization: `Bearer ${signToken(claims)}`, ...extra }
 }
 
-/** Builds the app on a database of its own, ready for `inject`, closed at teardown. */
+/**
+ * Builds the app on a database of its own, ready for `inject`, closed at teardown. On a clone of the
+ * template it skips the migration check (the template is migrated); on any other database it
+ * migrates as the service would, unless `migrate` says otherwise.
+ */
 export async function build(t: TestContext, options: BuildOptions = {}): Promise<FastifyInstance> {
   const config = await testConfig(t, options)
-  const app = await buildApp(config, options)
+  const app = await buildApp(config, { migrate: !clones.has(config.databaseUrl ?? ''), ...options })
   t.teardown(() => app.close())
   await options.beforeReady?.(app)
   await app.ready()

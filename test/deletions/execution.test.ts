@@ -156,8 +156,9 @@ t.test(
 
 t.test('while a registry call is slowed to 5 s no session of the app is idle in a transaction', async (t) => {
   const { client, app, proxy, databaseUrl } = await setup(t, { proxy: true })
-  await pushImage(client, 'payments/api', { tags: ['slow'] })
-  proxy!.addFault({ method: 'DELETE', fault: { kind: 'delay', ms: 5000 } })
+  const image = await pushImage(client, 'payments/api', { tags: ['slow'] })
+  // Only the image's own DELETE: the capability probe's DELETEs need not wait 5 s each.
+  proxy!.addFault({ method: 'DELETE', path: new RegExp(image.digest), fault: { kind: 'delay', ms: 5000 } })
   const request = await requestDeletion(app, {
     verb: 'delete-manifest',
     targets: [{ repository: 'payments/api', tag: 'slow' }],
@@ -181,10 +182,12 @@ t.test('while a registry call is slowed to 5 s no session of the app is idle in 
     samples++
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  t.ok(proxy!.count('DELETE') >= 1, 'the DELETE was in flight while sampling')
+  t.ok(proxy!.count('DELETE', new RegExp(image.digest)) >= 1, 'the DELETE was in flight while sampling')
   t.ok(samples > 40, `sampled ${samples} times`)
+  // A transaction held across the 5 s call would be seen idling for seconds; the bound leaves the
+  // short ones room for a loaded machine.
   t.ok(
-    worst < 100,
+    worst < 1000,
     `no transaction idled across the registry call (longest idle transaction ${worst.toFixed(0)} ms)`,
   )
   t.equal((await waitForState(app, request.id)).state, 'succeeded')

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, build, createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
+import { compiledFixture, runNode } from '../helpers/child.js'
 import { type PushedImage, pushImage, tagManifest } from '../helpers/fixtures.js'
 import { leftoverPlaceholders, registryConfig, type TestRegistry, withRegistry } from '../helpers/registry.js'
 import { fastJobs, waitForState } from './support.js'
@@ -17,6 +16,8 @@ import { fastJobs, waitForState } from './support.js'
  */
 
 const ROUNDS = Number(process.env.REGENT_TEST_UNTAG_ROUNDS ?? 10)
+/** Rounds run at once, each in a repository of its own (the race is inside one repository). */
+const PARALLEL_ROUNDS = 5
 const TAGS = 60
 const UNTAGS = 40
 const requester = authHeaders({ sub: 'rita', groups: ['payments'], roles: ['requester'] })
@@ -101,8 +102,8 @@ async function setup(t: Test, worker: boolean) {
 
 t.test(`${UNTAGS} concurrent untags among ${TAGS} tags of one repository, ${ROUNDS} times`, async (t) => {
   const { registry, client, app } = await setup(t, true)
-  for (let round = 0; round < ROUNDS; round++) {
-    const repository = `payments/race-${round}`
+  const round = async (n: number) => {
+    const repository = `payments/race-${n}`
     const byTag = await fill(client, repository)
     const untagged = pick([...byTag.keys()], UNTAGS)
     const ids = await untagAll(app, repository, untagged)
@@ -112,6 +113,12 @@ t.test(`${UNTAGS} concurrent untags among ${TAGS} tags of one repository, ${ROUN
     }
     await check(t, client, registry, repository, byTag, untagged)
   }
+  const waiting = Array.from({ length: ROUNDS }, (_, n) => n)
+  await Promise.all(
+    Array.from({ length: Math.min(PARALLEL_ROUNDS, ROUNDS) }, async () => {
+      for (let n = waiting.shift(); n !== undefined; n = waiting.shift()) await round(n)
+    }),
+  )
 })
 
 t.test(
@@ -123,8 +130,8 @@ t.test(
     const untagged = pick([...byTag.keys()], UNTAGS)
     const ids = await untagAll(app, repository, untagged)
 
-    const fixture = fileURLToPath(new URL('./fixtures/crashing-executor.ts', import.meta.url))
-    const child = spawn(process.execPath, ['--import', '@tapjs/typescript/import', fixture], {
+    const fixture = compiledFixture(new URL('./fixtures/crashing-executor.ts', import.meta.url))
+    const { child, output, exited } = runNode([fixture], {
       env: {
         ...process.env,
         CRASH_CONFIG: JSON.stringify({
@@ -136,12 +143,10 @@ t.test(
         }),
         CRASH_AT: 'nowhere',
       },
-      stdio: ['ignore', 'ignore', 'ignore'],
     })
     t.teardown(() => {
       if (child.exitCode === null) child.kill('SIGKILL')
     })
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
     // Kill it once some untags are done and others are under way.
     const deadline = Date.now() + 120_000
     for (;;) {
@@ -149,7 +154,8 @@ t.test(
         "SELECT count(*)::int AS n FROM deletion_items WHERE state = 'deleted'",
       )
       if ((rows[0]?.n ?? 0) >= 10) break
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error('the worker never got going')
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`the worker never got going:\n${output()}`)
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     child.kill('SIGKILL')

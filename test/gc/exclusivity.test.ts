@@ -6,7 +6,7 @@ import t from 'tap'
 import { RegistryClient } from '../../src/oci/index.js'
 import { build, createTestDatabase } from '../helper.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
-import { waitFor } from '../jobs/support.js'
+import { waitFor } from '../helpers/wait.js'
 import {
   admin,
   complete,

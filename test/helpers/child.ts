@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 /** A Node program run as a child process, its stdout and stderr collected together. */
 export interface RunningChild {
@@ -23,4 +26,20 @@ export function runNode(
     child.on('exit', (code, signal) => resolve({ code, signal })),
   )
   return { child, output: () => out, exited }
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+/**
+ * The compiled JavaScript of a test fixture (a `.ts` file under test/<folder>/fixtures/), which the
+ * test runner builds into .test-dist/ with tsconfig.fixtures.json. Spawned processes run it with
+ * plain node: no TypeScript loader compiling src/ at every start.
+ */
+export function compiledFixture(source: URL): string {
+  const relative = path.relative(root, fileURLToPath(source))
+  const compiled = path.join(root, '.test-dist', relative.replace(/\.ts$/, '.js'))
+  if (!existsSync(compiled)) {
+    throw new Error(`${relative} is not compiled: run the tests with \`npm test\`, which builds the fixtures`)
+  }
+  return compiled
 }

@@ -58,6 +58,16 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const rules: FaultRule[] = []
   const requests: ProxiedRequest[] = []
   const sockets = new Set<Socket>()
+  // Held-back answers are timers; stop() clears them, so that a long delay does not keep the test
+  // process alive after its test has finished.
+  const timers = new Set<NodeJS.Timeout>()
+  const later: Later = (fn, ms) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      fn()
+    }, ms)
+    timers.add(timer)
+  }
 
   const server = http.createServer((req, res) => {
     const record: ProxiedRequest = {
@@ -69,7 +79,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     requests.push(record)
     const fault = takeFault(rules, record)
     if (fault) record.fault = fault.kind
-    handle(fault, req, res, upstream)
+    handle(fault, req, res, upstream, later)
   })
   server.on('connection', (socket) => {
     sockets.add(socket)
@@ -93,6 +103,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       requests.length = 0
     },
     stop: async () => {
+      for (const timer of timers) clearTimeout(timer)
+      timers.clear()
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
@@ -114,11 +126,14 @@ function takeFault(rules: FaultRule[], r: ProxiedRequest): Fault | undefined {
   return rule.fault
 }
 
+type Later = (fn: () => void, ms: number) => void
+
 function handle(
   fault: Fault | undefined,
   req: http.IncomingMessage,
   res: http.ServerResponse,
   upstream: URL,
+  later: Later,
 ): void {
   switch (fault?.kind) {
     case undefined:
@@ -128,12 +143,12 @@ function handle(
       })
       return
     case 'delay':
-      setTimeout(() => handle(undefined, req, res, upstream), fault.ms)
+      later(() => handle(undefined, req, res, upstream, later), fault.ms)
       return
     case 'delay-response':
       forward(req, res, upstream, (up) =>
         collect(up, (body) =>
-          setTimeout(() => {
+          later(() => {
             res.writeHead(up.statusCode ?? 502, up.headers)
             res.end(body)
           }, fault.ms),
@@ -154,7 +169,7 @@ function handle(
           res.writeHead(up.statusCode ?? 502, up.headers)
           res.write(body.subarray(0, fault.afterBytes ?? Math.floor(body.length / 2)))
           // Let the partial body leave before the reset.
-          setTimeout(() => res.socket?.destroy(), 20)
+          later(() => res.socket?.destroy(), 20)
         }),
       )
       return

@@ -10,6 +10,7 @@ import bcrypt from 'bcryptjs'
 import { request } from 'undici'
 import type { RegistryConfig } from '../../src/registries/config-schema.js'
 import { selfSignedCertificate } from './certificates.js'
+import { within } from './wait.js'
 
 /**
  * Real `docker-registry` processes (Debian package, distribution 2.8.x, `docker-registry serve
@@ -292,7 +293,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   child.kill('SIGTERM')
-  const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
+  // within(): a plain sleep would hold the test process open for its full 5 s after the exit.
+  const killed = await within(
+    exited.then(() => true),
+    5000,
+  )
   if (!killed) {
     child.kill('SIGKILL')
     await exited

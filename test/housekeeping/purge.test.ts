@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { HOUSEKEEPING_PURGE } from '../../src/housekeeping/index.js'
 import { getJob } from '../../src/jobs/index.js'
 import { build } from '../helper.js'
 import { startCaptureServer } from '../helpers/capture-server.js'
+import { waitFor } from '../helpers/wait.js'
 import { emit } from '../notifications/support.js'
 
 /**
@@ -21,14 +21,6 @@ const CACHE_BUDGET = 64 * 1024
 
 const count = async (app: FastifyInstance, table: string, where = 'true') =>
   Number((await app.db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`)).rows[0]!.n)
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
-}
 
 t.test(
   'a purge job scheduled between rounds keeps jobs and deliveries bounded over 1,000 jobs',
@@ -76,15 +68,19 @@ t.test(
         })
       }
       await waitFor(
-        `round ${round} delivered`,
         async () => (await count(app, 'notification_deliveries', "state = 'pending'")) === 0,
+        60_000,
+        `round ${round} delivered`,
+        100,
       )
       sizes.push({ jobs: await count(app, 'jobs'), deliveries: await count(app, 'notification_deliveries') })
       const fired = await app.housekeepingSchedule.tick(new Date(base + round * 600_000))
       t.equal(fired.length, 1, `round ${round}: the schedule queued one purge job`)
       await waitFor(
-        `purge of round ${round}`,
         async () => (await getJob(app.db, fired[0]!))?.state === 'succeeded',
+        60_000,
+        `purge of round ${round}`,
+        100,
       )
       sizes.push({ jobs: await count(app, 'jobs'), deliveries: await count(app, 'notification_deliveries') })
     }

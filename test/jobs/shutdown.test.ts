@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { WorkerStoppingError } from '../../src/jobs/handler.js'
 import { enqueueJob, getJob } from '../../src/jobs/sql.js'
-import { deferred, jobState, jobsConfig, jobsDatabase, waitFor } from './support.js'
+import { deferred, waitFor, within } from '../helpers/wait.js'
+import { jobState, jobsConfig, jobsDatabase } from './support.js'
 
 t.test(
   'stop() during a long handler: no new claims, grace, then the job is released to another worker',
@@ -25,8 +26,8 @@ t.test(
     const { job } = await enqueueJob(pool, { kind: 'long' })
     await started.promise
 
-    // The second replica only handles `long`, and polls so rarely that only the release's NOTIFY
-    // can explain a quick pickup.
+    // The second replica only handles `long`, and polls so rarely (every 10 minutes) that only the
+    // release's NOTIFY can explain a pickup before the test times out.
     const rerun = deferred<{ at: number; attempt: number }>()
     await db.worker({
       handlers: {
@@ -34,7 +35,7 @@ t.test(
           rerun.resolve({ at: Date.now(), attempt: ctx.attempt })
         },
       },
-      config: jobsConfig({ pollMs: 10_000 }),
+      config: jobsConfig({ pollMs: 600_000 }),
     })
 
     const stopStarted = Date.now()
@@ -43,8 +44,9 @@ t.test(
     const other = await enqueueJob(pool, { kind: 'other' })
     await stopped
     const stopMs = Date.now() - stopStarted
-    t.comment(`stop() took ${stopMs} ms with shutdownGraceMs 500`)
-    t.ok(stopMs >= 450 && stopMs < 2000, 'stop() waited for the grace period, then returned')
+    // The handler never returns by itself: stop() returning at all shows it did not wait for it.
+    // The upper bound is a sanity check with room for a loaded machine.
+    t.ok(stopMs >= 450 && stopMs < 10_000, `stop() waited for the grace period, then returned (${stopMs} ms)`)
     t.ok((await abortReason.promise) instanceof WorkerStoppingError, 'the handler was aborted')
     t.match(
       await jobState(pool, other.job.id),
@@ -52,13 +54,16 @@ t.test(
       'nothing claimed after stop()',
     )
 
-    const { at, attempt } = await rerun.promise
+    const picked = await within(rerun.promise, 30_000)
+    if (!picked) throw new Error('the released job was not picked up before the next poll')
+    const { at, attempt } = picked
+    t.pass('the other worker picked the released job up without waiting for its poll')
+    t.ok(at >= stopStarted + 450, 'not before the grace period ended')
     t.comment(`picked up by the other worker ${at - stopStarted - 500} ms after the grace period`)
-    t.ok(at - stopStarted < 1500, 'the other worker picked the released job up at once')
     t.equal(attempt, 1, 'the aborted attempt was given back')
     await waitFor(
       async () => (await jobState(pool, job.id)).state === 'succeeded',
-      2000,
+      10_000,
       'the job to succeed',
     )
     t.match(await jobState(pool, job.id), { attempts: 1 })
@@ -79,15 +84,19 @@ t.test('stop() lets a handler that finishes within the grace period complete nor
         return { finished: true }
       },
     },
-    config: jobsConfig({ pollMs: 100, shutdownGraceMs: 3000 }),
+    // A grace period far longer than the handler: returning well within it shows stop() did not
+    // wait it out.
+    config: jobsConfig({ pollMs: 100, shutdownGraceMs: 60_000 }),
   })
   const { job } = await enqueueJob(pool, { kind: 'short' })
   await started.promise
   const stopStarted = Date.now()
   await worker.stop()
   const stopMs = Date.now() - stopStarted
-  t.comment(`stop() took ${stopMs} ms`)
-  t.ok(stopMs < 1500, 'stop() returned as soon as the handler was done, not after the grace period')
+  t.ok(
+    stopMs < 30_000,
+    `stop() returned once the handler was done, not after the grace period (${stopMs} ms)`,
+  )
   t.equal(aborted, false, 'the handler was never aborted')
   t.match(await getJob(pool, job.id), { state: 'succeeded', attempts: 1, result: { finished: true } })
 })

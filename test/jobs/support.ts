@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { pino } from 'pino'
 import { Value } from 'typebox/value'
@@ -58,30 +57,6 @@ export async function jobsDatabase(t: TestContext): Promise<JobsDatabase> {
       return worker
     },
   }
-}
-
-/** Polls `check` until it returns a truthy value or the time is up. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  timeoutMs: number,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
-/** A promise and the functions that settle it. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((r) => {
-    resolve = r
-  })
-  return { promise, resolve }
 }
 
 export async function jobState(

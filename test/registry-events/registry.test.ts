@@ -6,7 +6,7 @@ import { repositoryActivity } from '../../src/registry-events/index.js'
 import { build } from '../helper.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
-import { waitFor } from '../jobs/support.js'
+import { waitFor } from '../helpers/wait.js'
 import { eventRegistries, OCI_MANIFEST, SECRET, SECRET_ENV } from './support.js'
 
 /** Polls until `read` gives a time. */

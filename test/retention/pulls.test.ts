@@ -5,7 +5,7 @@ import { repositoryActivity } from '../../src/registry-events/index.js'
 import { build } from '../helper.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { freePort, registryConfig, withRegistry } from '../helpers/registry.js'
-import { waitFor } from '../jobs/support.js'
+import { waitFor } from '../helpers/wait.js'
 import { createPolicy, EVENTS_SECRET, eventsRegistry, governance, preview } from './support.js'
 
 /**
