@@ -53,6 +53,10 @@ const env = {
   REGENT_TEST_ADMIN_URL: adminUrl,
   REGENT_TEST_TEMPLATE: template,
   REGENT_TEST_EMBEDDED: embedded ? '1' : '',
+  // tap's ts-node loader transpiles each test process's imports (all of src/) on start; with
+  // tsconfig.tap.json it does so through swc, about 1.5 s faster per test file than TypeScript.
+  // Set here because tap's own look-up of that file did not reach the test processes' loader.
+  TS_NODE_PROJECT: path.join(root, 'tsconfig.tap.json'),
 }
 const tap = spawn('npx', ['tap', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit', env })
 const code = await new Promise((resolve) => tap.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))))

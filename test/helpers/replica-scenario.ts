@@ -258,8 +258,23 @@ export async function runReplicaScenario(options: ScenarioOptions): Promise<Scen
       if (deleted >= items) break
       await sleep(50)
     }
-    const watched = await Promise.all(watches.map((w) => w.result))
+    // Finished is what the database says; the subscriptions then have a little while to stream
+    // it. A stuck run fails here with the requests' and jobs' states rather than a silent hang.
+    await untilAllFinished(
+      db,
+      filed.map((request) => request.id),
+      workers,
+    )
     const executeMs = performance.now() - started
+    const grace = sleep(STREAM_GRACE_MS, undefined, { ref: false }).then(() => ({
+      updates: [],
+      error: 'no final update streamed',
+    }))
+    const watched = await Promise.all(
+      watches.map((w) =>
+        Promise.race([w.result.catch((err: Error) => ({ updates: [], error: err.message })), grace]),
+      ),
+    )
     log(
       `all ${filed.length} requests finished (${ms(executeMs)}, ${Math.round(items / (executeMs / 1000))} items/s)`,
     )
@@ -375,6 +390,31 @@ function manifestDeletes(log: string): Map<string, number[]> {
     deletes.set(match[1]!, statuses)
   }
   return deletes
+}
+
+/** How long a subscription may lag behind the database saying its request finished. */
+const STREAM_GRACE_MS = 20_000
+/** The execution's bound: a minute for a few hundred items on a loaded 2-core machine is generous. */
+const EXECUTION_DEADLINE_MS = 120_000
+
+async function untilAllFinished(db: pg.Pool, ids: string[], workers: Replica[]): Promise<void> {
+  const deadline = Date.now() + EXECUTION_DEADLINE_MS
+  for (;;) {
+    const { rows } = await db.query<{ id: string; state: string }>(
+      'SELECT id::text, state FROM deletion_requests WHERE id = ANY($1::uuid[])',
+      [ids],
+    )
+    if (rows.every((row) => TERMINAL.includes(row.state))) return
+    if (Date.now() > deadline) {
+      const { rows: jobs } = await db.query(
+        `SELECT id, state, attempts, locked_by, locked_until, last_error FROM jobs WHERE kind = 'deletion.execute'`,
+      )
+      throw new Error(
+        `requests still unfinished after ${EXECUTION_DEADLINE_MS} ms: ${JSON.stringify(rows)}\njobs: ${JSON.stringify(jobs)}\n${workers.map((w) => w.output()).join('\n')}`,
+      )
+    }
+    await sleep(200)
+  }
 }
 
 async function waitReady(replica: Replica): Promise<void> {
