@@ -146,10 +146,21 @@ async function bench(
   }
   const phase = async <T>(work: () => Promise<T>) => {
     const before = { calls: calls.total, cpu: process.cpuUsage(), xids: await writeTransactions(db.url) }
-    const { ms, result } = await timed(work)
+    let peakRss = process.memoryUsage.rss()
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage.rss())
+    }, 20)
+    const { ms, result } = await timed(work).finally(() => clearInterval(sampler))
     const cpu = process.cpuUsage(before.cpu)
     const xids = (await writeTransactions(db.url)) - before.xids - 1
-    return { ms, result, calls: calls.total - before.calls, cpuMs: (cpu.user + cpu.system) / 1000, xids }
+    return {
+      ms,
+      result,
+      calls: calls.total - before.calls,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      xids,
+      peakRss,
+    }
   }
 
   // (a) The seed script: for each tag, curl a HEAD for the digest, then curl a DELETE.
@@ -316,5 +327,11 @@ async function bench(
   if (seedMs !== undefined)
     log(`ratio regent end to end / seed:  ${(seedMs / endToEnd.ms).toFixed(2)}  (goal >= 5)`)
   log(`CPU regent end to end / raw deleter: ${(endToEnd.cpuMs / raw.cpuMs).toFixed(2)}  (goal <= 1.5)`)
-  log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`)
+  // The process also holds the benchmark's own pushes and the seed phase; the sampled figure is the
+  // memory while Regent works (its phases, the pushed images' records still held).
+  const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
+  log(
+    `peak RSS while Regent works (sampled every 20 ms): ${mb(Math.max(endToEnd.peakRss, execution.peakRss))}  (goal < 300 MB)`,
+  )
+  log(`peak RSS of this process, pushes and seed included: ${mb(process.resourceUsage().maxRSS * 1024)}`)
 }

@@ -178,7 +178,7 @@ const DeletionsSchema = Type.Object(
       maximum: 10_000,
       default: 100,
       description:
-        'Items of one repository verified together just before their DELETEs; smaller waves narrow the window in which a change goes unseen, at one tag listing and one HEAD per tag per wave',
+        'Items of one repository verified together just before their DELETEs; smaller waves narrow the window in which a change goes unseen, at one tag listing and one HEAD per tag per wave. A request makes at most four waves per repository: past four times this many items there, a wave is a quarter of them',
     }),
     maxAttempts: Type.Integer({
       minimum: 1,

@@ -169,14 +169,32 @@ async function start(pool: pg.Pool, deletionId: string): Promise<DeletionRow | u
   })
 }
 
-/** Items in execution order (what lists others first), in waves of one rank and at most `waveSize`. */
+/**
+ * Each wave's verification HEADs every tag of the repository, so the waves of one repository are
+ * bounded in number: a request deleting many items there makes at most this many passes (plus one
+ * per change of rank), and its cost stays linear in the tags deleted, not their square.
+ */
+export const MAX_PASSES_PER_REPOSITORY = 4
+
+/**
+ * The wave size for `items` items of one repository: `waveSize`, or larger where that would take
+ * more than MAX_PASSES_PER_REPOSITORY passes. The price is a wider residual window for the items
+ * late in a large wave (its DELETEs go one at a time); the gain is a request over thousands of tags
+ * of one repository that does not re-read that repository hundreds of times.
+ */
+export function waveSizeFor(items: number, waveSize: number): number {
+  return Math.max(waveSize, Math.ceil(items / MAX_PASSES_PER_REPOSITORY))
+}
+
+/** Items in execution order (what lists others first), in waves of one rank and bounded size. */
 async function runRepository(run: Execution, session: RepositorySession, items: ItemRow[]): Promise<void> {
   const ordered = [...items].sort(
     (a, b) => executionRank(rankable(a)) - executionRank(rankable(b)) || a.position - b.position,
   )
+  const size = waveSizeFor(items.length, run.deps.waveSize)
   let wave: ItemRow[] = []
   for (const item of ordered) {
-    if (wave.length > 0 && (wave.length >= run.deps.waveSize || rankOf(wave[0]!) !== rankOf(item))) {
+    if (wave.length > 0 && (wave.length >= size || rankOf(wave[0]!) !== rankOf(item))) {
       await runWave(run, session, wave)
       wave = []
     }
