@@ -4,7 +4,7 @@ import { MediaTypes, RegistryClient } from '../../src/oci/index.js'
 import { authHeaders, build, createTestDatabase } from '../helper.js'
 import { type PushedImage, pushImage, pushIndex, sha256 } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
-import { admin, fastJobs, waitForState } from './support.js'
+import { admin, fastJobs, requestDeletion, waitForState } from './support.js'
 
 /**
  * The approved plan is a contract: whatever changes in the registry, the holds or the rules between
@@ -52,15 +52,24 @@ async function setup(
   return { registry, client, app }
 }
 
-async function file(app: Awaited<ReturnType<typeof setup>>['app'], body: object, headers = requester) {
+function file(
+  app: Awaited<ReturnType<typeof setup>>['app'],
+  body: { verb: string; targets: object[] },
+  headers = requester,
+) {
+  return requestDeletion(app, body, headers)
+}
+
+/** The plan a dry run gives, nothing created. */
+async function dryRun(app: Awaited<ReturnType<typeof setup>>['app'], body: object) {
   const res = await app.inject({
     method: 'POST',
     url: '/v1/deletions',
-    headers,
-    payload: { registry: 'local', reason: 'cleanup', ...body },
+    headers: requester,
+    payload: { registry: 'local', reason: 'r', ...body, dryRun: true },
   })
-  if (res.statusCode !== 201) throw new Error(`not filed: ${res.statusCode} ${res.body}`)
-  return res.json() as { id: string; state: string; planHash: string; plan: { items: { digest: string }[] } }
+  if (res.statusCode !== 200) throw new Error(`no plan: ${res.statusCode} ${res.body}`)
+  return res.json().plan
 }
 
 async function approve(app: Awaited<ReturnType<typeof setup>>['app'], id: string, headers = approver) {
@@ -350,19 +359,10 @@ t.test('delete-image of an index whose child has its own tag: the child and its 
   const index = await pushIndex(client, 'payments/multi', { tags: ['1.0'] })
   const [tagged, plain] = index.children
   await retag(client, tagged!, '1.0-amd64')
-  const dry = await app.inject({
-    method: 'POST',
-    url: '/v1/deletions',
-    headers: requester,
-    payload: {
-      registry: 'local',
-      verb: 'delete-image',
-      reason: 'r',
-      dryRun: true,
-      targets: [{ repository: 'payments/multi', tag: '1.0' }],
-    },
+  const plan = await dryRun(app, {
+    verb: 'delete-image',
+    targets: [{ repository: 'payments/multi', tag: '1.0' }],
   })
-  const plan = dry.json().plan
   t.same(plan.items.map((i: { digest: string }) => i.digest).sort(), [index.digest, plain!.digest].sort())
   t.equal(plan.kept.length, 1)
   t.equal(plan.kept[0].digest, tagged!.digest)
@@ -383,23 +383,15 @@ t.test('delete-image of an index whose child has its own tag: the child and its 
   // Naming the child's tag in the same request takes it along.
   const both = await pushIndex(client, 'payments/multi', { tags: ['2.0'] })
   await retag(client, both.children[0]!, '2.0-amd64')
-  const named = await app.inject({
-    method: 'POST',
-    url: '/v1/deletions',
-    headers: requester,
-    payload: {
-      registry: 'local',
-      verb: 'delete-image',
-      reason: 'r',
-      dryRun: true,
-      targets: [
-        { repository: 'payments/multi', tag: '2.0' },
-        { repository: 'payments/multi', tag: '2.0-amd64' },
-      ],
-    },
+  const named = await dryRun(app, {
+    verb: 'delete-image',
+    targets: [
+      { repository: 'payments/multi', tag: '2.0' },
+      { repository: 'payments/multi', tag: '2.0-amd64' },
+    ],
   })
-  t.equal(named.json().plan.kept.length, 0, 'a child whose tags are all targets is deleted with its index')
-  t.equal(named.json().plan.items.length, 3)
+  t.equal(named.kept.length, 0, 'a child whose tags are all targets is deleted with its index')
+  t.equal(named.items.length, 3)
 })
 
 t.test('the plan is deterministic: the same registry state gives the same plan and hash', async (t) => {
@@ -409,20 +401,12 @@ t.test('the plan is deterministic: the same registry state gives the same plan a
   const hashes = new Set<string>()
   const orders = new Set<string>()
   for (let i = 0; i < 3; i++) {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/deletions',
-      headers: requester,
-      payload: {
-        registry: 'local',
-        verb: 'delete-manifest',
-        reason: 'r',
-        dryRun: true,
-        targets: [{ repository: 'payments/api', tagPattern: '*' }],
-      },
+    const plan = await dryRun(app, {
+      verb: 'delete-manifest',
+      targets: [{ repository: 'payments/api', tagPattern: '*' }],
     })
-    hashes.add(res.json().plan.hash)
-    orders.add(JSON.stringify(res.json().plan.items.map((i: { digest: string }) => i.digest)))
+    hashes.add(plan.hash)
+    orders.add(JSON.stringify(plan.items.map((i: { digest: string }) => i.digest)))
   }
   t.equal(hashes.size, 1, 'one hash for three plans')
   t.equal(orders.size, 1, 'items in one order')

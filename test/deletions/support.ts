@@ -28,7 +28,13 @@ export async function requestDeletion(
     payload: { registry: 'local', reason: 'test', ...body },
   })
   if (res.statusCode !== 201) throw new Error(`deletion not created: ${res.statusCode} ${res.body}`)
-  return res.json() as { id: string; state: string; jobId: string }
+  return res.json() as {
+    id: string
+    state: string
+    jobId: string
+    planHash: string
+    plan: { items: { digest: string }[] }
+  }
 }
 
 /** Polls a request until it reaches a state that is final for execution. */

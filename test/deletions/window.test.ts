@@ -2,10 +2,10 @@ import t, { type Test } from 'tap'
 import { MAX_PASSES_PER_REPOSITORY, waveSizeFor } from '../../src/deletions/execute.js'
 import { verificationWindows } from '../../src/deletions/items-sql.js'
 import { RegistryClient } from '../../src/oci/index.js'
-import { authHeaders, build } from '../helper.js'
+import { build } from '../helper.js'
 import { inParallel, pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
-import { fastJobs, waitForState } from './support.js'
+import { fastJobs, governance, requestDeletion, waitForState } from './support.js'
 
 /**
  * The residual window. The registry API has no conditional delete, so between the verification of
@@ -27,33 +27,16 @@ async function deleteImages(t: Test, count: number, deletions: { waveSize?: numb
   const app = await build(t, {
     config: {
       registries: [registryConfig(registry, { name: 'local' })],
-      governance: {
-        teams: [
-          {
-            name: 'payments',
-            repositories: [{ pattern: 'payments/**' }],
-            approvals: { ownRepositories: 'none' },
-          },
-        ],
-      },
+      governance,
       worker: true,
       jobs: fastJobs,
       deletions,
     },
   })
-  const res = await app.inject({
-    method: 'POST',
-    url: '/v1/deletions',
-    headers: authHeaders({ sub: 'rita', groups: ['payments'], roles: ['requester'] }),
-    payload: {
-      registry: 'local',
-      verb: 'delete-manifest',
-      reason: 'window',
-      targets: [{ repository: 'payments/api', tagPattern: 'w*' }],
-    },
+  const { id } = await requestDeletion(app, {
+    verb: 'delete-manifest',
+    targets: [{ repository: 'payments/api', tagPattern: 'w*' }],
   })
-  t.equal(res.statusCode, 201)
-  const id: string = res.json().id
   t.equal((await waitForState(app, id, undefined, 60_000)).state, 'succeeded')
   t.ok(await client.headManifest('payments/api', 'keep'), 'the tag outside the request stays')
   return { app, id }
