@@ -46,7 +46,7 @@ export class GcScheduler extends MinuteSchedule<FiredSlot> {
     return this.schedules.length
   }
 
-  protected get active(): boolean {
+  protected override get active(): boolean {
     return this.schedules.length > 0
   }
 

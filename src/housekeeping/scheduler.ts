@@ -18,10 +18,6 @@ export class HousekeepingSchedule extends MinuteSchedule<string> {
     super(log, 'housekeeping schedule', now)
   }
 
-  protected get active(): boolean {
-    return true
-  }
-
   /** The id of the purge job queued for the slot, if this replica queued it. */
   protected async fireMinute(slot: Date): Promise<string[]> {
     if (Math.floor(slot.getTime() / 60_000) % this.everyMinutes !== 0) return []

@@ -27,8 +27,13 @@ export abstract class MinuteSchedule<T> {
     this.lastChecked = floorMinute(now().getTime()) - MINUTE
   }
 
-  /** Whether there is anything to schedule; a schedule without entries starts no timer. */
-  protected abstract get active(): boolean
+  /**
+   * Whether there is anything to schedule; a schedule without entries starts no timer. Always, by
+   * default: for schedules whose entries can be added while the process runs.
+   */
+  protected get active(): boolean {
+    return true
+  }
 
   /** Fires whatever is due in the minute starting at `slot`. */
   protected abstract fireMinute(slot: Date, now: Date): Promise<T[]>

@@ -37,11 +37,6 @@ export class RetentionScheduler extends MinuteSchedule<FiredPolicySlot> {
     super(log, 'retention schedule', now)
   }
 
-  /** Policies are added at runtime, so the timer always runs. */
-  protected get active(): boolean {
-    return true
-  }
-
   protected async fireMinute(slot: Date, now: Date): Promise<FiredPolicySlot[]> {
     const fired: FiredPolicySlot[] = []
     const policies = await scheduledPolicies(this.pool)
