@@ -1,4 +1,3 @@
-export { type BackoffOptions, backoffCeiling, backoffDelay } from '../lib/backoff.js'
 export { type JobsConfig, JobsConfigSchema } from './config-schema.js'
 export { jobErrors } from './errors.js'
 export {
