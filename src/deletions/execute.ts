@@ -6,6 +6,7 @@ import { withTransaction } from '../db/transaction.js'
 import type { GovernanceConfig } from '../governance/index.js'
 import { activeHolds, lockHoldsForReading } from '../holds/index.js'
 import { type Job, type JobContext, type JobKind, NonRetryableJobError } from '../jobs/index.js'
+import { groupBy } from '../lib/group-by.js'
 import { workerActor } from '../lib/system.js'
 import type { RegistryClient } from '../oci/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
@@ -125,9 +126,7 @@ async function execute(deps: ExecutionDeps, deletionId: string, job: Job, ctx: J
     progress: throttled(PROGRESS_EVERY_MS, () => reportProgress(deps, ctx, deletionId)),
   }
   const pending = await itemsOf(deps.pool, deletionId, 'pending')
-  const byRepository = new Map<string, ItemRow[]>()
-  for (const item of pending)
-    byRepository.set(item.repository, [...(byRepository.get(item.repository) ?? []), item])
+  const byRepository = groupBy(pending, (item) => item.repository)
   // Every repository runs to its end even when another fails, so nothing is left running after
   // the attempt is over.
   const failures: unknown[] = []

@@ -9,6 +9,7 @@ import {
   type ProtectionLevel,
   requiredApprovals,
 } from '../governance/index.js'
+import { groupBy } from '../lib/group-by.js'
 import { assertRepository, manifestKindOf, parseReference } from '../oci/index.js'
 import type { BrowseService } from '../registries/browse-service.js'
 import { mapLimit } from '../registries/map-limit.js'
@@ -123,9 +124,7 @@ export async function resolvePlan(
 ): Promise<Plan> {
   const { client } = ctx.registries.get(registry)
   const caps = await client.probe()
-  const byRepository = new Map<string, Target[]>()
-  for (const target of targets)
-    byRepository.set(target.repository, [...(byRepository.get(target.repository) ?? []), target])
+  const byRepository = groupBy(targets, (target) => target.repository)
 
   // Repositories in name order and items in the order each repository's planning finds them: the
   // same registry state always gives the same plan (the hash sorts items anyway).

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { type AuditActor, appendAuditEvent } from '../audit/index.js'
+import { groupBy } from '../lib/group-by.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { type ItemRow, markRestored } from './items-sql.js'
 import { executionRank } from './plan.js'
@@ -28,9 +29,7 @@ export async function restoreItems(
 ): Promise<RestoreSummary> {
   const { client } = deps.registries.get(request.registry)
   const summary: RestoreSummary = { restored: 0, tagTaken: 0, forced: 0 }
-  const byRepository = new Map<string, ItemRow[]>()
-  for (const item of items)
-    byRepository.set(item.repository, [...(byRepository.get(item.repository) ?? []), item])
+  const byRepository = groupBy(items, (item) => item.repository)
   for (const [repository, repoItems] of [...byRepository].sort(([a], [b]) => (a < b ? -1 : 1))) {
     await withRepositoryLock(deps.pool, request.registry, repository, undefined, async (session) => {
       // The reverse of execution: what is listed before what lists it.
