@@ -30,7 +30,8 @@ const DatabaseSchema = Type.Object(
       minimum: 1,
       maximum: 200,
       default: 10,
-      description: 'Most connections per process',
+      description:
+        'Most connections per process. Deletions hold at most all but a quarter of them (at least two kept free) as repository write sessions, one per repository being written, so requests and the job queue always find one',
     }),
     connectionTimeoutMs: Type.Integer({
       minimum: 100,

@@ -1,5 +1,6 @@
 import createError from '@fastify/error'
 import { chatopsErrors } from './chatops/errors.js'
+import { dbErrors } from './db/errors.js'
 import { gcErrors } from './gc/errors.js'
 import { jobErrors } from './jobs/errors.js'
 import { notificationErrors } from './notifications/errors.js'
@@ -107,6 +108,7 @@ export const errors = {
 
   // The registry protocol client's errors (invalid references, registry faults), declared beside the
   // classifier that produces them and part of the same catalogue.
+  ...dbErrors,
   ...ociErrors,
   ...jobErrors,
   ...gcErrors,

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
+import { Semaphore } from '../lib/semaphore.js'
 
 /**
  * One writer per repository. distribution deletes a manifest and then walks every tag of the
@@ -12,7 +13,8 @@ import type pg from 'pg'
  *
  * The lock is a session lock on a connection of its own, held while no transaction is open (the
  * registry calls happen in between). The short transactions of the holder run on that same
- * connection, so holding many locks never starves the pool of connections to write with. If the
+ * connection, so a holder never needs a second one to write with (how many sessions one process
+ * holds at once is bounded below). If the
  * connection drops, Postgres releases the lock at once: the holder notices through `assertHeld`
  * before its next registry write and stops, so two writers never overlap for longer than the one
  * call already in flight.
@@ -35,7 +37,42 @@ export class RepositoryLockLostError extends Error {
 const RETRY_MIN_MS = 25
 const RETRY_MAX_MS = 500
 
+/**
+ * Lock sessions one process holds at once, per pool: all its connections but a quarter of them (at
+ * least two), which stay for everything else (8 of the default 10). Each session keeps a
+ * connection for as long as it writes to its repository; with one per repository of every running
+ * request, a few wide requests would otherwise take every connection, and API calls, the queue's
+ * heartbeats and the sessions' neighbours would time out waiting for one. A writer past the bound
+ * waits here, without a timeout and abortably, instead of in the pool.
+ */
+const sessionSlots = new WeakMap<pg.Pool, Semaphore>()
+
+export function sessionSlotsOf(pool: pg.Pool): Semaphore {
+  let slots = sessionSlots.get(pool)
+  if (!slots) {
+    const size = pool.options.max ?? 10
+    slots = new Semaphore(Math.max(1, size - Math.max(2, Math.ceil(size / 4))))
+    sessionSlots.set(pool, slots)
+  }
+  return slots
+}
+
 export async function withRepositoryLock<T>(
+  pool: pg.Pool,
+  registry: string,
+  repository: string,
+  signal: AbortSignal | undefined,
+  work: (session: RepositorySession) => Promise<T>,
+): Promise<T> {
+  const releaseSlot = await sessionSlotsOf(pool).acquire(signal)
+  try {
+    return await lockedSession(pool, registry, repository, signal, work)
+  } finally {
+    releaseSlot()
+  }
+}
+
+async function lockedSession<T>(
   pool: pg.Pool,
   registry: string,
   repository: string,

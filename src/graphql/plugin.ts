@@ -4,6 +4,7 @@ import { GraphQLError } from 'graphql'
 import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius'
 import type { FeatureOptions } from '../app-options.js'
 import type { Principal, RequestContext } from '../auth/principal.js'
+import { databaseUnavailable } from '../db/errors.js'
 import { errors, isRegentCode } from '../errors.js'
 import { refuseBadInput } from '../http/input-guard.js'
 import { requestContext } from '../http/request-context.js'
@@ -221,6 +222,11 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
   if (status >= 400 && status < 500) {
     log.info({ err: original }, 'graphql request refused')
     return [withCode(error, 'REGENT_BAD_GRAPHQL')]
+  }
+  const unavailable = isRegentCode(original.code) ? undefined : databaseUnavailable(original)
+  if (unavailable) {
+    log.info({ err: original }, 'graphql request failed: the database is busy or unreachable')
+    return [withCode(new GraphQLError(unavailable.message, { path: error.path ?? [] }), unavailable.code)]
   }
   log.error({ err: original }, 'graphql resolver failed')
   return [

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { databaseUnavailable } from '../db/errors.js'
 import { type ErrorBody, errors, isRegentCode } from '../errors.js'
 import { validationError } from '../lib/validate.js'
 
@@ -57,6 +58,15 @@ function handleError(this: FastifyInstance, err: FastifyError, request: FastifyR
       .send(errorBody(request, code, err.message, (err as { details?: unknown }).details))
   }
 
+  const unavailable = isRegentCode(err.code) ? undefined : databaseUnavailable(err)
+  if (unavailable) {
+    request.log.warn({ err }, 'request failed: the database is busy or unreachable')
+    return reply
+      .code(unavailable.statusCode)
+      .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
+      .send(errorBody(request, unavailable.code, unavailable.message))
+  }
+
   request.log.error({ err }, 'request failed')
   // A catalogued 5xx (a registry that timed out, a dependency that is down) is named by its code and
   // its message, which the catalogue builds from safe parts only; anything else is an internal error.
@@ -66,6 +76,9 @@ function handleError(this: FastifyInstance, err: FastifyError, request: FastifyR
   const internal = new errors.INTERNAL()
   return reply.code(internal.statusCode).send(errorBody(request, internal.code, internal.message))
 }
+
+/** What a 503 for a busy or unreachable database asks the caller to wait before trying again. */
+const DATABASE_RETRY_AFTER_SECONDS = 2
 
 /** Longest path parameter taken (Fastify answers longer ones through frameworkErrors, as 414). */
 export const MAX_PARAM_LENGTH = 1000
