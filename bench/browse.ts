@@ -1,4 +1,3 @@
-import diagnostics from 'node:diagnostics_channel'
 import { Pool } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -6,7 +5,7 @@ import { MANIFEST_ACCEPT, RegistryClient } from '../src/oci/index.js'
 import { signToken } from '../test/helper.js'
 import { inParallel, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig } from '../test/helpers/registry.js'
-import { headEveryTag, log, runBench, timed } from './support.js'
+import { countRegistryCalls, headEveryTag, log, runBench, timed } from './support.js'
 
 /**
  * bench/browse: every tag of 50 repositories × 40 tags with its details, through Regent's
@@ -184,23 +183,4 @@ async function load(url: string, token: string, paths: string[], connections: nu
   const at = (p: number) =>
     latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN
   return { requests: latencies.length, ms: elapsed, p50: at(0.5), p99: at(0.99), timeouts, errors }
-}
-
-/** Registry calls started, and the most in flight at once, from undici's diagnostics channel. */
-function countRegistryCalls(registry: { url: string }) {
-  const origin = new URL(registry.url).origin
-  const calls = { total: 0, inFlight: 0, maxInFlight: 0 }
-  const ours = (request: { origin: string | URL }) => String(request.origin).replace(/\/$/, '') === origin
-  diagnostics.subscribe('undici:request:create', (message) => {
-    if (!ours((message as { request: { origin: string } }).request)) return
-    calls.total++
-    calls.inFlight++
-    calls.maxInFlight = Math.max(calls.maxInFlight, calls.inFlight)
-  })
-  for (const channel of ['undici:request:trailers', 'undici:request:error']) {
-    diagnostics.subscribe(channel, (message) => {
-      if (ours((message as { request: { origin: string } }).request)) calls.inFlight--
-    })
-  }
-  return calls
 }

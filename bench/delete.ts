@@ -1,6 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process'
-import diagnostics from 'node:diagnostics_channel'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import inspector from 'node:inspector'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -13,7 +12,7 @@ import { mapLimit } from '../src/registries/map-limit.js'
 import { signToken } from '../test/helper.js'
 import { inParallel, type PushedImage, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig, type TestRegistry } from '../test/helpers/registry.js'
-import { log, runBench, timed } from './support.js'
+import { countRegistryCalls, log, runBench, timed } from './support.js'
 
 /**
  * bench/delete: deleting tags (a) the seed script's way, one `curl` per HEAD and per DELETE,
@@ -51,7 +50,7 @@ const SHAPES: Record<string, Shape> = {
 const shapeName = process.env.BENCH_SHAPE ?? 'all'
 if (shapeName === 'all') {
   for (const name of Object.keys(SHAPES)) {
-    const child = spawnSync(process.execPath, process.argv.slice(1), {
+    const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
       stdio: 'inherit',
       env: { ...process.env, BENCH_SHAPE: name },
     })
@@ -63,36 +62,54 @@ if (shapeName === 'all') {
   runBench((ctx) => bench(shapeName, shape, ctx))
 }
 
-/** With BENCH_PROFILE=<dir>, writes a CPU profile of the phase there (for chrome://inspect). */
+/**
+ * With BENCH_PROFILE=<dir>, writes a CPU profile and an allocation profile of the phase there
+ * (`.cpuprofile`, `.heapprofile`: open them in Chrome DevTools).
+ */
 async function profiled<T>(label: string, work: () => Promise<T>): Promise<T> {
   const dir = process.env.BENCH_PROFILE
   if (!dir) return work()
   const session = new inspector.Session()
   session.connect()
-  const post = (method: string) =>
+  const post = (method: string, params?: object) =>
     new Promise<unknown>((resolve, reject) =>
-      session.post(method, (err, result) => (err ? reject(err) : resolve(result))),
+      session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
     )
   await post('Profiler.enable')
   await post('Profiler.start')
+  // Allocations, collected ones included: where the heap's churn (and so the RSS peak) comes from.
+  await post('HeapProfiler.enable')
+  await post('HeapProfiler.startSampling', {
+    samplingInterval: 64 * 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  })
   try {
     return await work()
   } finally {
     const { profile } = (await post('Profiler.stop')) as { profile: unknown }
     writeFileSync(path.join(dir, `${shapeName}-${label}.cpuprofile`), JSON.stringify(profile))
+    const { profile: heap } = (await post('HeapProfiler.stopSampling')) as { profile: unknown }
+    writeFileSync(path.join(dir, `${shapeName}-${label}.heapprofile`), JSON.stringify(heap))
     session.disconnect()
   }
 }
 
-/** Requests Regent (or the raw deleter) sends to the registry, counted by undici as they start. */
-function countRegistryCalls(registry: TestRegistry) {
-  const origin = new URL(registry.url).origin
-  const counts = { total: 0 }
-  diagnostics.subscribe('undici:request:create', (message) => {
-    const { request } = message as { request: { origin: string | URL } }
-    if (String(request.origin).replace(/\/$/, '') === origin) counts.total++
-  })
-  return counts
+/** A full collection, where node runs with --expose-gc (npm run bench:delete starts it so). */
+function collectGarbage(): void {
+  const { gc } = globalThis as { gc?: () => void }
+  gc?.()
+}
+
+/**
+ * CPU time the registry process has used so far, from /proc (utime + stime, in clock ticks of
+ * 10 ms on Linux): the registry is this machine's bottleneck, so its CPU per deleted tag is what a
+ * deleter really costs it.
+ */
+function registryCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 /** Write transactions of the whole server so far: a transaction gets an id only when it writes. */
@@ -145,10 +162,22 @@ async function bench(
     return left
   }
   const phase = async <T>(work: () => Promise<T>) => {
-    const before = { calls: calls.total, cpu: process.cpuUsage(), xids: await writeTransactions(db.url) }
+    // The benchmark's own garbage (pushes, the raw phase) is collected first where node was started
+    // with --expose-gc (npm run bench:delete does), so the peak below is Regent's work on top of a
+    // settled heap rather than whenever V8 last happened to collect.
+    collectGarbage()
+    const before = {
+      calls: calls.total,
+      slotMs: calls.slotMs,
+      registryCpuMs: registryCpuMs(registry.pid),
+      cpu: process.cpuUsage(),
+      xids: await writeTransactions(db.url),
+    }
     let peakRss = process.memoryUsage.rss()
+    let peakHeap = process.memoryUsage().heapUsed
     const sampler = setInterval(() => {
       peakRss = Math.max(peakRss, process.memoryUsage.rss())
+      peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)
     }, 20)
     const { ms, result } = await timed(work).finally(() => clearInterval(sampler))
     const cpu = process.cpuUsage(before.cpu)
@@ -157,9 +186,13 @@ async function bench(
       ms,
       result,
       calls: calls.total - before.calls,
+      /** Registry calls in flight, on average over the phase. */
+      busySlots: (calls.slotMs - before.slotMs) / ms,
       cpuMs: (cpu.user + cpu.system) / 1000,
+      registryCpuMs: registryCpuMs(registry.pid) - before.registryCpuMs,
       xids,
       peakRss,
+      peakHeap,
     }
   }
 
@@ -268,6 +301,7 @@ async function bench(
 
   const app = await buildApp(config, appOptions)
   await app.ready()
+  collectGarbage()
   const rssBeforeRegent = process.memoryUsage.rss()
   const endToEnd = await phase(() => profiled('end-to-end', async () => waitAll(app, await fileAll(app))))
   await app.close()
@@ -315,24 +349,30 @@ async function bench(
   const per = (x: number) => (x / n).toFixed(2)
   if (seedMs !== undefined) log(`seed script (curl HEAD + curl DELETE, serial):   ${rate(seedMs)}`)
   log(
-    `registry limit (HEAD + DELETE, keep-alive, ×${CONCURRENCY}): ${rate(raw.ms)}  (${per(raw.calls)} calls/tag, CPU ${raw.cpuMs.toFixed(0)} ms)`,
+    `registry limit (HEAD + DELETE, keep-alive, ×${CONCURRENCY}): ${rate(raw.ms)}  (${per(raw.calls)} calls/tag, ${raw.busySlots.toFixed(1)} in flight on average, CPU ${raw.cpuMs.toFixed(0)} ms)`,
   )
   log(
-    `regent end to end (plan, approval, execution):  ${rate(endToEnd.ms)}  (${per(endToEnd.calls)} calls/tag, ${per(endToEnd.xids)} write transactions/tag, CPU ${endToEnd.cpuMs.toFixed(0)} ms)`,
+    `regent end to end (plan, approval, execution):  ${rate(endToEnd.ms)}  (${per(endToEnd.calls)} calls/tag, ${endToEnd.busySlots.toFixed(1)} in flight on average, ${per(endToEnd.xids)} write transactions/tag, CPU ${endToEnd.cpuMs.toFixed(0)} ms)`,
   )
   log(
-    `regent execution only:                          ${rate(execution.ms)}  (${per(execution.calls)} calls/tag, ${per(execution.xids)} write transactions/tag, CPU ${execution.cpuMs.toFixed(0)} ms)`,
+    `regent execution only:                          ${rate(execution.ms)}  (${per(execution.calls)} calls/tag, ${execution.busySlots.toFixed(1)} in flight on average, ${per(execution.xids)} write transactions/tag, CPU ${execution.cpuMs.toFixed(0)} ms)`,
   )
   log(`ratio regent end to end / limit: ${(raw.ms / endToEnd.ms).toFixed(2)}  (goal >= 0.7, stretch 0.8)`)
   log(`ratio regent execution / limit:  ${(raw.ms / execution.ms).toFixed(2)}  (goal >= 0.9)`)
   if (seedMs !== undefined)
     log(`ratio regent end to end / seed:  ${(seedMs / endToEnd.ms).toFixed(2)}  (goal >= 5)`)
+  log(
+    `registry CPU per tag: raw ${(raw.registryCpuMs / n).toFixed(2)} ms, regent end to end ${(endToEnd.registryCpuMs / n).toFixed(2)} ms, execution only ${(execution.registryCpuMs / n).toFixed(2)} ms`,
+  )
   log(`CPU regent end to end / raw deleter: ${(endToEnd.cpuMs / raw.cpuMs).toFixed(2)}  (goal <= 1.5)`)
   // The process also holds the benchmark's own pushes and the seed phase; the sampled figure is the
   // memory while Regent works (its phases, the pushed images' records still held).
   const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
   log(
     `peak RSS while Regent works (sampled every 20 ms): ${mb(Math.max(endToEnd.peakRss, execution.peakRss))}  (goal < 300 MB; ${mb(rssBeforeRegent)} before Regent's first phase)`,
+  )
+  log(
+    `peak V8 heap in use while Regent works: ${mb(Math.max(endToEnd.peakHeap, execution.peakHeap))}  (what the rest of RSS is: code, buffers, and heap V8 has not yet returned)`,
   )
   log(`peak RSS of this process, pushes and seed included: ${mb(process.resourceUsage().maxRSS * 1024)}`)
 }

@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -116,4 +117,35 @@ export async function headEveryTag(
     })
   }
   return tags
+}
+
+/**
+ * Registry calls to `registry`, from undici's diagnostics channel: how many started, how many are
+ * in flight and the most at once, and `slotMs`, the integral of calls in flight over time (divided
+ * by a phase's length, it is how many of the registry's slots the phase kept busy on average).
+ */
+export function countRegistryCalls(registry: { url: string }) {
+  const origin = new URL(registry.url).origin
+  const calls = { total: 0, inFlight: 0, maxInFlight: 0, slotMs: 0 }
+  let changedAt = performance.now()
+  const ours = (message: unknown) =>
+    String((message as { request: { origin: string | URL } }).request.origin).replace(/\/$/, '') === origin
+  const change = (by: number) => {
+    const now = performance.now()
+    calls.slotMs += calls.inFlight * (now - changedAt)
+    changedAt = now
+    calls.inFlight += by
+  }
+  diagnostics.subscribe('undici:request:create', (message) => {
+    if (!ours(message)) return
+    calls.total++
+    change(1)
+    calls.maxInFlight = Math.max(calls.maxInFlight, calls.inFlight)
+  })
+  for (const channel of ['undici:request:trailers', 'undici:request:error']) {
+    diagnostics.subscribe(channel, (message) => {
+      if (ours(message)) change(-1)
+    })
+  }
+  return calls
 }
