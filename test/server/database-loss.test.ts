@@ -15,6 +15,7 @@ import {
   startServer as startProcess,
   waitReady as waitUntilReady,
 } from '../helpers/server-process.js'
+import { within } from '../helpers/wait.js'
 
 /**
  * Losing the database fails operations, never the process: the real process (`node dist/server.js`)
@@ -23,8 +24,12 @@ import {
  */
 async function startServer(t: Test, env: Record<string, string>): Promise<Running> {
   const server = await startProcess(env)
-  t.teardown(() => {
-    server.child.kill('SIGKILL')
+  // SIGTERM first: the process then stops its embedded postmaster, which a SIGKILL would leave
+  // running after the test (and its shared memory behind).
+  t.teardown(async () => {
+    if (server.child.exitCode !== null) return
+    server.child.kill('SIGTERM')
+    if (!(await within(server.exited, 10_000))) server.child.kill('SIGKILL')
   })
   return server
 }
