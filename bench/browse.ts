@@ -5,6 +5,7 @@ import { MANIFEST_ACCEPT, RegistryClient } from '../src/oci/index.js'
 import { signToken } from '../test/helper.js'
 import { inParallel, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig } from '../test/helpers/registry.js'
+import { load } from './load-client.js'
 import { countRegistryCalls, headEveryTag, log, runBench, timed } from './support.js'
 
 /**
@@ -125,13 +126,19 @@ runBench(async ({ db, registry }) => {
       .map((r) => `/v1/registries/bench/repositories/${encodeURIComponent(r)}/tags?limit=1000`)
   log(`\nunder load (${LOAD_SECONDS} s each, default tag TTL 5 s, registry maxConcurrency ${CONCURRENCY}):`)
   for (const repositories of [1, 20]) {
-    await load(loaded.url, token, paths(repositories), 5, 1000) // warm the caches
+    await load({ url: loaded.url, token, paths: paths(repositories), connections: 5, ms: 1000 }) // warm the caches
     const results = []
     for (const connections of [50, 200]) {
       const before = calls.total
       // The most in flight during this load alone, not the pushes' or an earlier phase's.
       calls.maxInFlight = calls.inFlight
-      const r = await load(loaded.url, token, paths(repositories), connections, LOAD_SECONDS * 1000)
+      const r = await load({
+        url: loaded.url,
+        token,
+        paths: paths(repositories),
+        connections,
+        ms: LOAD_SECONDS * 1000,
+      })
       results.push(r)
       log(
         `  ${String(repositories).padStart(2)} repositories, ${String(connections).padStart(3)} connections: ${(r.requests / (r.ms / 1000)).toFixed(0)} req/s, p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms, ${r.timeouts} timeouts, ${r.errors} errors, ${((calls.total - before) / r.requests).toFixed(2)} registry calls/request, at most ${calls.maxInFlight} registry calls in flight`,
@@ -145,42 +152,3 @@ runBench(async ({ db, registry }) => {
 })
 
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10)
-
-/**
- * A closed loop: `connections` clients, each sending its next request when the last one answered,
- * for `ms`. A request without an answer within 10 s counts as a timeout.
- */
-async function load(url: string, token: string, paths: string[], connections: number, ms: number) {
-  const pool = new Pool(url, { connections, headersTimeout: 10_000, bodyTimeout: 10_000 })
-  const latencies: number[] = []
-  let timeouts = 0
-  let errors = 0
-  const started = performance.now()
-  const end = started + ms
-  await Promise.all(
-    Array.from({ length: connections }, async (_, client) => {
-      for (let i = client; performance.now() < end; i++) {
-        const t0 = performance.now()
-        try {
-          const res = await pool.request({
-            method: 'GET',
-            path: paths[i % paths.length]!,
-            headers: { authorization: `Bearer ${token}` },
-          })
-          await res.body.dump()
-          if (res.statusCode === 200) latencies.push(performance.now() - t0)
-          else errors++
-        } catch (err) {
-          if ((err as { code?: string }).code?.includes('TIMEOUT')) timeouts++
-          else errors++
-        }
-      }
-    }),
-  )
-  const elapsed = performance.now() - started
-  await pool.close()
-  latencies.sort((a, b) => a - b)
-  const at = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN
-  return { requests: latencies.length, ms: elapsed, p50: at(0.5), p99: at(0.99), timeouts, errors }
-}
