@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import inspector from 'node:inspector'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -12,7 +12,7 @@ import { mapLimit } from '../src/registries/map-limit.js'
 import { signToken } from '../test/helper.js'
 import { inParallel, type PushedImage, pushImage } from '../test/helpers/fixtures.js'
 import { registryConfig, type TestRegistry } from '../test/helpers/registry.js'
-import { countRegistryCalls, log, runBench, timed } from './support.js'
+import { countRegistryCalls, log, processCpuMs, runBench, timed } from './support.js'
 
 /**
  * bench/delete: deleting tags (a) the seed script's way, one `curl` per HEAD and per DELETE,
@@ -101,17 +101,6 @@ function collectGarbage(): void {
   gc?.()
 }
 
-/**
- * CPU time the registry process has used so far, from /proc (utime + stime, in clock ticks of
- * 10 ms on Linux): the registry is this machine's bottleneck, so its CPU per deleted tag is what a
- * deleter really costs it.
- */
-function registryCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
-
 /** Write transactions of the whole server so far: a transaction gets an id only when it writes. */
 async function writeTransactions(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url })
@@ -126,7 +115,7 @@ async function writeTransactions(url: string): Promise<number> {
 async function bench(
   name: string,
   shape: Shape,
-  { db, registry }: { db: { url: string }; registry: TestRegistry },
+  { db, registry }: { db: { url: string; cpuMs?: () => number }; registry: TestRegistry },
 ) {
   const calls = countRegistryCalls(registry)
   const pusher = new RegistryClient(registryConfig(registry, { maxConcurrency: 16 }))
@@ -169,7 +158,8 @@ async function bench(
     const before = {
       calls: calls.total,
       slotMs: calls.slotMs,
-      registryCpuMs: registryCpuMs(registry.pid),
+      registryCpuMs: processCpuMs(registry.pid),
+      databaseCpuMs: db.cpuMs?.() ?? 0,
       cpu: process.cpuUsage(),
       xids: await writeTransactions(db.url),
     }
@@ -189,7 +179,8 @@ async function bench(
       /** Registry calls in flight, on average over the phase. */
       busySlots: (calls.slotMs - before.slotMs) / ms,
       cpuMs: (cpu.user + cpu.system) / 1000,
-      registryCpuMs: registryCpuMs(registry.pid) - before.registryCpuMs,
+      registryCpuMs: processCpuMs(registry.pid) - before.registryCpuMs,
+      databaseCpuMs: (db.cpuMs?.() ?? 0) - before.databaseCpuMs,
       xids,
       peakRss,
       peakHeap,
@@ -361,8 +352,9 @@ async function bench(
   log(`ratio regent execution / limit:  ${(raw.ms / execution.ms).toFixed(2)}  (goal >= 0.9)`)
   if (seedMs !== undefined)
     log(`ratio regent end to end / seed:  ${(seedMs / endToEnd.ms).toFixed(2)}  (goal >= 5)`)
+  const perTag = (ms: number) => `${(ms / n).toFixed(2)} ms`
   log(
-    `registry CPU per tag: raw ${(raw.registryCpuMs / n).toFixed(2)} ms, regent end to end ${(endToEnd.registryCpuMs / n).toFixed(2)} ms, execution only ${(execution.registryCpuMs / n).toFixed(2)} ms`,
+    `CPU per tag, raw / regent end to end / execution only: registry ${perTag(raw.registryCpuMs)} / ${perTag(endToEnd.registryCpuMs)} / ${perTag(execution.registryCpuMs)}; deleter process ${perTag(raw.cpuMs)} / ${perTag(endToEnd.cpuMs)} / ${perTag(execution.cpuMs)}${db.cpuMs ? `; PostgreSQL ${perTag(raw.databaseCpuMs)} / ${perTag(endToEnd.databaseCpuMs)} / ${perTag(execution.databaseCpuMs)}` : ''}`,
   )
   log(`CPU regent end to end / raw deleter: ${(endToEnd.cpuMs / raw.cpuMs).toFixed(2)}  (goal <= 1.5)`)
   // The process also holds the benchmark's own pushes and the seed phase; the sampled figure is the

@@ -1,5 +1,5 @@
 import diagnostics from 'node:diagnostics_channel'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -15,16 +15,23 @@ import { startRegistry, type TestRegistry } from '../test/helpers/registry.js'
  * What every benchmark needs: a migrated database (embedded, or DATABASE_URL's server) and timing.
  * Benchmarks print ratios measured in one run against one registry, so machine speed cancels out.
  */
-export async function benchDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function benchDatabase(): Promise<{
+  url: string
+  stop: () => Promise<void>
+  /** CPU time the embedded server's processes have used so far; undefined on DATABASE_URL's. */
+  cpuMs?: () => number
+}> {
   const quiet = { info() {}, warn() {}, debug() {} }
   let adminUrl = process.env.DATABASE_URL
   let stopServer = async () => {}
   let dataDir: string | undefined
+  let cpuMs: (() => number) | undefined
   if (!adminUrl) {
     dataDir = mkdtempSync(path.join(tmpdir(), 'regent-bench-pg-'))
     const embedded = await startEmbeddedPostgres({ dataDir, port: 0, log: quiet })
     adminUrl = embedded.url
     stopServer = () => embedded.stop()
+    cpuMs = () => (embedded.pid ? processTreeCpuMs(embedded.pid) : 0)
   }
   const name = `regent_bench_${process.pid}`
   const admin = new pg.Client({ connectionString: adminUrl })
@@ -37,6 +44,7 @@ export async function benchDatabase(): Promise<{ url: string; stop: () => Promis
   await pool.end()
   return {
     url: url.toString(),
+    ...(cpuMs ? { cpuMs } : {}),
     stop: async () => {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await admin.end()
@@ -72,7 +80,7 @@ export function log(line: string): void {
 
 /** Runs a benchmark with a migrated database and a fresh registry, stopping both whatever happens. */
 export function runBench(
-  body: (ctx: { db: { url: string }; registry: TestRegistry }) => Promise<void>,
+  body: (ctx: { db: { url: string; cpuMs?: () => number }; registry: TestRegistry }) => Promise<void>,
 ): void {
   const run = async () => {
     const db = await benchDatabase()
@@ -148,4 +156,40 @@ export function countRegistryCalls(registry: { url: string }) {
     })
   }
   return calls
+}
+
+/** Linux's /proc/<pid>/stat fields after the command name (which may hold spaces). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  } catch {
+    return undefined // exited meanwhile
+  }
+}
+
+/** Clock ticks of /proc (USER_HZ, 100 on Linux) in milliseconds. */
+const TICK_MS = 10
+
+/** CPU time (user + system) `pid` has used so far, in ms; 0 once it is gone. */
+export function processCpuMs(pid: number): number {
+  const fields = statFields(pid)
+  // Counting from the state (field 3 in man 5 proc): utime is field 14, stime 15.
+  return fields ? (Number(fields[11]) + Number(fields[12])) * TICK_MS : 0
+}
+
+/**
+ * CPU time of `pid` and its children, those that exited included (cutime + cstime, fields 16 and
+ * 17): for PostgreSQL, whose backends come and go with the connections.
+ */
+export function processTreeCpuMs(pid: number): number {
+  const own = statFields(pid)
+  if (!own) return 0
+  let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) * TICK_MS
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const fields = statFields(Number(entry))
+    // ppid is field 4.
+    if (fields && Number(fields[1]) === pid) total += (Number(fields[11]) + Number(fields[12])) * TICK_MS
+  }
+  return total
 }
