@@ -4,7 +4,7 @@ import createError from '@fastify/error'
 export const dbErrors = {
   DATABASE_UNAVAILABLE: createError(
     'REGENT_DATABASE_UNAVAILABLE',
-    'The database is %s; nothing was changed, try again shortly',
+    'The database is %s; try again shortly',
     503,
   ),
 } as const
@@ -17,8 +17,7 @@ const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'
  * The catalogued 503 for an error that says the database could not be reached or had no free
  * connection (every connection of the pool busy past `database.connectionTimeoutMs`, the server
  * restarting, a dropped connection), so callers get a retryable answer instead of a 500; undefined
- * for anything else. Such a failure happens before or instead of a commit: the operation did not
- * take place.
+ * for anything else. The operation did not complete; a transaction it had open was rolled back.
  */
 export function databaseUnavailable(
   err: unknown,

@@ -14,10 +14,9 @@ import { Semaphore } from '../lib/semaphore.js'
  * The lock is a session lock on a connection of its own, held while no transaction is open (the
  * registry calls happen in between). The short transactions of the holder run on that same
  * connection, so a holder never needs a second one to write with (how many sessions one process
- * holds at once is bounded below). If the
- * connection drops, Postgres releases the lock at once: the holder notices through `assertHeld`
- * before its next registry write and stops, so two writers never overlap for longer than the one
- * call already in flight.
+ * holds at once is bounded below). If the connection drops, Postgres releases the lock at once:
+ * the holder notices through `assertHeld` before its next registry write and stops, so two
+ * writers never overlap for longer than the one call already in flight.
  */
 export interface RepositorySession {
   /** Throws once the connection holding the lock is gone. Call before every registry write. */
@@ -47,7 +46,7 @@ const RETRY_MAX_MS = 500
  */
 const sessionSlots = new WeakMap<pg.Pool, Semaphore>()
 
-export function sessionSlotsOf(pool: pg.Pool): Semaphore {
+function sessionSlotsOf(pool: pg.Pool): Semaphore {
   let slots = sessionSlots.get(pool)
   if (!slots) {
     const size = pool.options.max ?? 10

@@ -14,7 +14,7 @@ t.test(
     const rest = await app.inject({ url: '/v1/deletions', headers: viewer })
     t.equal(rest.statusCode, 503, rest.body)
     t.equal(rest.json().error.code, 'REGENT_DATABASE_UNAVAILABLE')
-    t.match(rest.json().error.message, /busy; nothing was changed/)
+    t.match(rest.json().error.message, /The database is busy; try again shortly/)
     t.equal(rest.headers['retry-after'], '2', 'says when to try again')
 
     const graphql = await app.inject({
