@@ -57,7 +57,15 @@ export interface ScenarioResult {
   auditChainOk: boolean
   gcRuns: { id: string; trigger: string; state: string; bytesFreed: number | null }[]
   gcWatched: { replica: number; finalState: string | undefined; steps: string[] }
-  kill: { atDeleted: number; heldJobs: number; jobsTakenOver: number } | undefined
+  kill:
+    | {
+        atDeleted: number
+        heldJobs: number
+        /** Items of the held jobs whose "DELETE sent" marker was committed but not their outcome. */
+        sentUnfinished: number
+        jobsTakenOver: number
+      }
+    | undefined
   timings: { pushMs: number; fileMs: number; executeMs: number; gcMs: number }
 }
 
@@ -248,8 +256,24 @@ export async function runReplicaScenario(options: ScenarioOptions): Promise<Scen
       if (victim && deleted >= items * options.killAtShare) {
         victim.child.kill('SIGKILL')
         await victim.exited
-        killedJobs = running.filter((j) => j.locked_by.includes(`-${victim.child.pid}-`)).map((j) => j.id)
-        kill = { atDeleted: deleted, heldJobs: killedJobs.length, jobsTakenOver: 0 }
+        // Read again after the death: a job the victim finished between the query above and the
+        // signal was not held when it died, and no one needs to take it over.
+        const { rows: held } = await db.query<{ id: string }>(
+          `SELECT id FROM jobs WHERE state = 'running' AND kind = 'deletion.execute' AND locked_by LIKE $1`,
+          [`%-${victim.child.pid}-%`],
+        )
+        killedJobs = held.map((j) => j.id)
+        const { rows: sent } = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM deletion_items i JOIN deletion_requests r ON r.id = i.deletion_id
+           WHERE r.job_id = ANY($1::uuid[]) AND i.state = 'pending' AND i.delete_sent_at IS NOT NULL`,
+          [killedJobs],
+        )
+        kill = {
+          atDeleted: deleted,
+          heldJobs: killedJobs.length,
+          sentUnfinished: sent[0]!.n,
+          jobsTakenOver: 0,
+        }
         log(
           `SIGKILLed worker pid ${victim.child.pid} at ${deleted}/${items} items, holding ${killedJobs.length} job(s)`,
         )
