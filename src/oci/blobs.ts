@@ -3,7 +3,7 @@ import { scopes } from './auth.js'
 import { ociErrors } from './errors.js'
 import type { PushResult } from './manifests.js'
 import { assertDigest, assertRepository, digestAlgorithm, digestOf } from './reference.js'
-import { type Headers, header, type Transport } from './transport.js'
+import { contentLength, type Headers, header, type Transport } from './transport.js'
 
 const DEFAULT_BLOB_BYTES = 16 * 1024 * 1024
 
@@ -29,8 +29,7 @@ export async function headBlob(
   })
   if (reply.classification.outcome === 'not_found') return undefined
   transport.ensureOk(reply, `HEAD ${path}`)
-  const size = Number(header(reply.headers, 'content-length') ?? Number.NaN)
-  return { digest, size: Number.isSafeInteger(size) ? size : -1 }
+  return { digest, size: contentLength(reply.headers) }
 }
 
 /** GET a small blob (an image config), capped at `maxBytes`, its digest verified. */

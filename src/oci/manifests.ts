@@ -20,7 +20,7 @@ import {
   isDigest,
   parseReference,
 } from './reference.js'
-import { header, type Reply, type Transport } from './transport.js'
+import { contentLength, header, type Reply, type Transport } from './transport.js'
 
 export interface ManifestHead {
   digest: string
@@ -86,13 +86,7 @@ export async function headManifest(
     return { digest: got.digest, mediaType: got.mediaType, size: got.size, kind: got.manifest.kind }
   }
   const mediaType = baseMediaType(header(reply.headers, 'content-type')) ?? 'application/octet-stream'
-  const size = Number(header(reply.headers, 'content-length') ?? Number.NaN)
-  return {
-    digest,
-    mediaType,
-    size: Number.isSafeInteger(size) ? size : -1,
-    kind: manifestKindOf(mediaType),
-  }
+  return { digest, mediaType, size: contentLength(reply.headers), kind: manifestKindOf(mediaType) }
 }
 
 /**

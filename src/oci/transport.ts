@@ -361,6 +361,12 @@ export function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
+/** The `Content-Length` a HEAD announced, or -1 when it is missing or not a whole number. */
+export function contentLength(headers: Headers): number {
+  const size = Number(header(headers, 'content-length') ?? Number.NaN)
+  return Number.isSafeInteger(size) ? size : -1
+}
+
 function connectOptions(config: RegistryConfig): { timeout: number; ca?: string[] } {
   const connect: { timeout: number; ca?: string[] } = { timeout: config.timeouts.connectMs }
   // `ca` replaces Node's trust store, so the system roots are kept next to the configured CA:
