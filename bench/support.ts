@@ -170,26 +170,35 @@ function statFields(pid: number): string[] | undefined {
 /** Clock ticks of /proc (USER_HZ, 100 on Linux) in milliseconds. */
 const TICK_MS = 10
 
+/**
+ * CPU time (user + system) in `fields`, in ms. Counting from the state (field 3 in man 5 proc):
+ * utime and stime are fields 14 and 15; with `reapedChildren`, also cutime and cstime (16, 17),
+ * what children that have exited used.
+ */
+function cpuMsOf(fields: string[], reapedChildren = false): number {
+  const ticks = fields.slice(11, reapedChildren ? 15 : 13).reduce((sum, value) => sum + Number(value), 0)
+  return ticks * TICK_MS
+}
+
 /** CPU time (user + system) `pid` has used so far, in ms; 0 once it is gone. */
 export function processCpuMs(pid: number): number {
   const fields = statFields(pid)
-  // Counting from the state (field 3 in man 5 proc): utime is field 14, stime 15.
-  return fields ? (Number(fields[11]) + Number(fields[12])) * TICK_MS : 0
+  return fields ? cpuMsOf(fields) : 0
 }
 
 /**
- * CPU time of `pid` and its children, those that exited included (cutime + cstime, fields 16 and
- * 17): for PostgreSQL, whose backends come and go with the connections.
+ * CPU time of `pid` and its children, those that exited included: for PostgreSQL, whose backends
+ * come and go with the connections.
  */
-export function processTreeCpuMs(pid: number): number {
+function processTreeCpuMs(pid: number): number {
   const own = statFields(pid)
   if (!own) return 0
-  let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) * TICK_MS
+  let total = cpuMsOf(own, true)
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     const fields = statFields(Number(entry))
     // ppid is field 4.
-    if (fields && Number(fields[1]) === pid) total += (Number(fields[11]) + Number(fields[12])) * TICK_MS
+    if (fields && Number(fields[1]) === pid) total += cpuMsOf(fields)
   }
   return total
 }
