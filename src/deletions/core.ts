@@ -18,7 +18,7 @@ import type { BrowseService } from '../registries/browse-service.js'
 import type { RegistrySet } from '../registries/registry-set.js'
 import { EXECUTE_DELETION } from './execute.js'
 import type { DeletionGate } from './gates.js'
-import { insertItems, itemCounts, planChangedCounts } from './items-sql.js'
+import { insertItems, itemTallies } from './items-sql.js'
 import { type DeletionNotificationType, deletionEvent } from './notifications.js'
 import { type Plan, resolvePlan, type Target, type Verb } from './plan.js'
 import {
@@ -147,9 +147,8 @@ export class DeletionCore {
   async announce(client: pg.PoolClient, row: DeletionRow, type: DeletionNotificationType): Promise<void> {
     if (!this.notifier?.active) return
     const approvals = await listApprovals(client, [row.id])
-    const counts = await itemCounts(client, [row.id])
-    const changed = await planChangedCounts(client, [row.id])
-    const view = toView(row, approvals, counts.get(row.id), changed.get(row.id) ?? 0)
+    const tally = (await itemTallies(client, [row.id])).get(row.id)
+    const view = toView(row, approvals, tally?.counts, tally?.planChanged ?? 0)
     await this.notifier.notify(client, deletionEvent(type, view, row.owning_teams))
   }
 
@@ -227,17 +226,16 @@ export class DeletionCore {
 
   protected async views(rows: DeletionRow[]): Promise<DeletionView[]> {
     const ids = rows.map((r) => r.id)
-    const [approvals, counts, changed] = await Promise.all([
+    const [approvals, tallies] = await Promise.all([
       listApprovals(this.pool, ids),
-      itemCounts(this.pool, ids),
-      planChangedCounts(this.pool, ids),
+      itemTallies(this.pool, ids),
     ])
     return rows.map((row) =>
       toView(
         row,
         approvals.filter((a) => a.deletion_id === row.id),
-        counts.get(row.id),
-        changed.get(row.id) ?? 0,
+        tallies.get(row.id)?.counts,
+        tallies.get(row.id)?.planChanged ?? 0,
       ),
     )
   }

@@ -19,8 +19,8 @@ import {
   type ItemRow,
   itemCounts,
   itemsOf,
+  itemTallies,
   markSent,
-  planChangedCounts,
   type SentMarker,
 } from './items-sql.js'
 import { executionRank } from './plan.js'
@@ -388,8 +388,7 @@ async function finish(deps: ExecutionDeps, request: DeletionRow) {
   const result = await withTransaction(deps.pool, async (db) => {
     const current = await getDeletion(db, request.id, { forUpdate: true })
     if (current?.state !== 'running') return { state: current?.state }
-    const counts = (await itemCounts(db, [request.id])).get(request.id)!
-    const notExecuted = (await planChangedCounts(db, [request.id])).get(request.id) ?? 0
+    const { counts, planChanged: notExecuted } = (await itemTallies(db, [request.id])).get(request.id)!
     const state: DeletionState =
       counts.failed === counts.total
         ? 'failed'

@@ -160,31 +160,37 @@ export interface ItemCounts {
   failed: number
 }
 
-export async function itemCounts(db: Queryable, deletionIds: string[]): Promise<Map<string, ItemCounts>> {
-  const { rows } = await db.query<{ deletion_id: string; state: ItemState; n: string }>(
-    `SELECT deletion_id, state, count(*)::text AS n FROM deletion_items
-     WHERE deletion_id = ANY($1::uuid[]) GROUP BY deletion_id, state`,
+/** A request's item counts, and how many of its skipped items were left alone because the plan changed. */
+export interface ItemTally {
+  counts: ItemCounts
+  planChanged: number
+}
+
+/** Per request, its item counts and plan_changed skips: one statement, for views and final states. */
+export async function itemTallies(db: Queryable, deletionIds: string[]): Promise<Map<string, ItemTally>> {
+  const { rows } = await db.query<{ deletion_id: string; state: ItemState; n: number; plan_changed: number }>(
+    `SELECT deletion_id, state, count(*)::int AS n,
+            count(*) FILTER (WHERE state = 'skipped' AND outcome = 'plan_changed')::int AS plan_changed
+     FROM deletion_items WHERE deletion_id = ANY($1::uuid[]) GROUP BY deletion_id, state`,
     [deletionIds],
   )
-  const out = new Map<string, ItemCounts>()
+  const out = new Map<string, ItemTally>()
   for (const row of rows) {
-    const counts = out.get(row.deletion_id) ?? { total: 0, pending: 0, deleted: 0, skipped: 0, failed: 0 }
-    counts[row.state] += Number(row.n)
-    counts.total += Number(row.n)
-    out.set(row.deletion_id, counts)
+    let tally = out.get(row.deletion_id)
+    if (!tally) {
+      tally = { counts: { total: 0, pending: 0, deleted: 0, skipped: 0, failed: 0 }, planChanged: 0 }
+      out.set(row.deletion_id, tally)
+    }
+    tally.counts[row.state] += row.n
+    tally.counts.total += row.n
+    tally.planChanged += row.plan_changed
   }
   return out
 }
 
-/** Per request, the items not executed because executing them would have gone beyond the approved plan. */
-export async function planChangedCounts(db: Queryable, deletionIds: string[]): Promise<Map<string, number>> {
-  const { rows } = await db.query<{ deletion_id: string; n: number }>(
-    `SELECT deletion_id, count(*)::int AS n FROM deletion_items
-     WHERE deletion_id = ANY($1::uuid[]) AND state = 'skipped' AND outcome = 'plan_changed'
-     GROUP BY deletion_id`,
-    [deletionIds],
-  )
-  return new Map(rows.map((r) => [r.deletion_id, r.n]))
+export async function itemCounts(db: Queryable, deletionIds: string[]): Promise<Map<string, ItemCounts>> {
+  const tallies = await itemTallies(db, deletionIds)
+  return new Map([...tallies].map(([id, tally]) => [id, tally.counts]))
 }
 
 /** `retry`: failed items become pending again; skipped ones (a moved tag) stay skipped. */
