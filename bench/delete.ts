@@ -22,7 +22,8 @@ import { countRegistryCalls, log, processCpuMs, runBench, timed } from './suppor
  * with every deletion-safety check); (d) Regent's execution alone (requests filed beforehand). For
  * Regent it counts the registry calls and the Postgres write transactions per deleted tag, and
  * compares its CPU time with the raw deleter's. Each phase deletes the same images, tagged again in
- * between (their blobs stay until GC).
+ * between (their blobs stay until GC). A raw run of the safe protocol's own calls (the plan's look,
+ * the pre-wave look, the DELETEs, one writer per repository) shows what those calls alone allow.
  *
  * Shapes (BENCH_SHAPE): `wide` 1,000 tags in 20 repositories; `narrow` 10 tags from one 1,000-tag
  * repository; `large` 5,000 tags in 5 repositories (peak RSS). `all` (default) runs each in a
@@ -245,9 +246,49 @@ async function bench(
       for (const image of images) await headAndDelete(image)
     }),
   )
-  await direct.close()
   if ((await remaining()) !== 0) throw new Error('the direct run left tags behind')
   await retag()
+  // (b'') The calls of Regent's safe protocol, made raw, with no database and no Regent: the plan
+  // (a listing per repository, a GET by tag for each doomed tag, a HEAD of every other tag for the
+  // tags that would vanish with a digest), then per repository one writer: a listing and a HEAD of
+  // every tag (the pre-wave verification), the DELETEs one at a time. What Regent end to end could
+  // reach if its own work and PostgreSQL's cost nothing.
+  const allByRepository = groupBy(images, (image) => image.repository)
+  const call = async (method: 'GET' | 'HEAD' | 'DELETE', url: string) => {
+    const res = await direct.request({
+      method,
+      path: url,
+      headers: { accept: MANIFEST_ACCEPT },
+      reset: false,
+    })
+    await res.body.dump()
+    return res
+  }
+  const lookAtRepository = async (repository: string, get: Set<PushedImage>) => {
+    await call('GET', `/v2/${repository}/tags/list`)
+    const digests = new Map<PushedImage, string>()
+    await mapLimit(allByRepository.get(repository) ?? [], CONCURRENCY, async (image) => {
+      const res = await call(get.has(image) ? 'GET' : 'HEAD', `/v2/${repository}/manifests/${image.tags[0]}`)
+      digests.set(image, String(res.headers['docker-content-digest']))
+    })
+    return digests
+  }
+  const safeProtocol = await phase(async () => {
+    const doomedSet = new Set(doomed)
+    await mapLimit([...byRepository.keys()], CONCURRENCY, (repository) =>
+      lookAtRepository(repository, doomedSet),
+    )
+    await mapLimit([...byRepository], CONCURRENCY, async ([repository, images]) => {
+      const digests = await lookAtRepository(repository, new Set())
+      for (const image of images) {
+        const res = await call('DELETE', `/v2/${repository}/manifests/${digests.get(image)}`)
+        if (res.statusCode !== 202) throw new Error(`DELETE answered ${res.statusCode}`)
+      }
+    })
+  })
+  if ((await remaining()) !== 0) throw new Error('the safe-protocol run left tags behind')
+  await retag()
+  await direct.close()
 
   // (c) and (d) Regent: one request per repository.
   const settings = {
@@ -357,6 +398,9 @@ async function bench(
     `raw, one writer per repository:                 ${rate(rawOneWriter.ms)}  (${rawOneWriter.busySlots.toFixed(1)} in flight on average)`,
   )
   log(
+    `raw, the safe protocol's calls (no Regent, no DB): ${rate(safeProtocol.ms)}  (${per(safeProtocol.calls)} calls/tag, ${safeProtocol.busySlots.toFixed(1)} in flight on average, CPU ${safeProtocol.cpuMs.toFixed(0)} ms)`,
+  )
+  log(
     `regent end to end (plan, approval, execution):  ${rate(endToEnd.ms)}  (${per(endToEnd.calls)} calls/tag, ${endToEnd.busySlots.toFixed(1)} in flight on average, ${per(endToEnd.xids)} write transactions/tag, CPU ${endToEnd.cpuMs.toFixed(0)} ms)`,
   )
   log(
@@ -367,11 +411,17 @@ async function bench(
   log(
     `ratio regent execution / raw with one writer per repository: ${(rawOneWriter.ms / execution.ms).toFixed(2)}`,
   )
+  log(
+    `ratio the safe protocol's calls alone / limit: ${(raw.ms / safeProtocol.ms).toFixed(2)}  (what end to end could reach if Regent and PostgreSQL cost nothing)`,
+  )
   if (seedMs !== undefined)
     log(`ratio regent end to end / seed:  ${(seedMs / endToEnd.ms).toFixed(2)}  (goal >= 5)`)
   const perTag = (ms: number) => `${(ms / n).toFixed(2)} ms`
   log(
     `CPU per tag, raw / regent end to end / execution only: registry ${perTag(raw.registryCpuMs)} / ${perTag(endToEnd.registryCpuMs)} / ${perTag(execution.registryCpuMs)}; deleter process ${perTag(raw.cpuMs)} / ${perTag(endToEnd.cpuMs)} / ${perTag(execution.cpuMs)}${db.cpuMs ? `; PostgreSQL ${perTag(raw.databaseCpuMs)} / ${perTag(endToEnd.databaseCpuMs)} / ${perTag(execution.databaseCpuMs)}` : ''}`,
+  )
+  log(
+    `CPU the safe protocol's calls alone / raw deleter: ${(safeProtocol.cpuMs / raw.cpuMs).toFixed(2)}  (HTTP alone, before any of Regent's own work)`,
   )
   log(`CPU regent end to end / raw deleter: ${(endToEnd.cpuMs / raw.cpuMs).toFixed(2)}  (goal <= 1.5)`)
   // The process also holds the benchmark's own pushes and the seed phase; the sampled figure is the
