@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,11 +10,25 @@ export interface RunningChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
+const SETPRIV = '/usr/bin/setpriv'
+
+/**
+ * Spawns a process that gets SIGTERM when this one dies. A test file that tap times out is killed
+ * without running its cleanup; the servers and registries it started would otherwise outlive it and
+ * hold ports, CPU and data folders for the rest of the suite. util-linux's `setpriv` sets the
+ * signal and then execs the command (same pid, same arguments); where it is missing the command
+ * runs as before.
+ */
+export function spawnTiedToParent(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  if (process.platform !== 'linux' || !existsSync(SETPRIV)) return spawn(command, args, options)
+  return spawn(SETPRIV, ['--pdeathsig', 'SIGTERM', '--', command, ...args], options)
+}
+
 export function runNode(
   args: string[],
   options: { env?: Record<string, string | undefined>; cwd?: string } = {},
 ): RunningChild {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
+  const child = spawnTiedToParent(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
   let out = ''
   child.stdout!.on('data', (d) => {
     out += d

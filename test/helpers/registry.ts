@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID, sign, X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
@@ -10,6 +10,7 @@ import bcrypt from 'bcryptjs'
 import { request } from 'undici'
 import type { RegistryConfig } from '../../src/registries/config-schema.js'
 import { selfSignedCertificate } from './certificates.js'
+import { spawnTiedToParent } from './child.js'
 import { within } from './wait.js'
 
 /**
@@ -252,7 +253,9 @@ async function spawnOnFreePort(
     await writeFile(configPath, yamlFor(port))
     const lines: string[] = []
     const logs = () => lines.join('').split('\n').slice(-40).join('\n')
-    const child = spawn(REGISTRY_BIN, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawnTiedToParent(REGISTRY_BIN, ['serve', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     running.add(child)
     const keep = (chunk: Buffer) => {
       onOutput?.(chunk.toString('utf8'))
