@@ -252,7 +252,9 @@ async function bench(
   // (a listing per repository, a GET by tag for each doomed tag, a HEAD of every other tag for the
   // tags that would vanish with a digest), then per repository one writer: a listing and a HEAD of
   // every tag (the pre-wave verification), the DELETEs one at a time. What Regent end to end could
-  // reach if its own work and PostgreSQL's cost nothing.
+  // reach if its own work and PostgreSQL's cost nothing. It looks once per repository, as Regent
+  // does when a repository's items fit in one wave (the wide shape); with more (the large shape,
+  // up to four waves per repository) Regent makes more calls than this line.
   const allByRepository = groupBy(images, (image) => image.repository)
   const call = async (method: 'GET' | 'HEAD' | 'DELETE', url: string) => {
     const res = await direct.request({
