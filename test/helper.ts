@@ -56,6 +56,22 @@ export async function createTestDatabase(t: TestContext, options: { empty?: bool
   return url
 }
 
+/**
+ * A pool on a test database, ended at teardown. tap runs teardowns first in, first out, so the
+ * database (registered earlier) is dropped WITH (FORCE) before the pool ends, which terminates its
+ * idle connections: expected, so their 'error' events are swallowed instead of failing the test.
+ */
+export function testPool(
+  t: TestContext,
+  url: string,
+  options: Omit<pg.PoolConfig, 'connectionString'> = {},
+): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, ...options })
+  pool.on('error', () => {})
+  t.teardown(() => pool.end())
+  return pool
+}
+
 export interface BuildOptions extends AppOverrides {
   /** Config keys to set, as a config file would. */
   config?: Record<string, unknown>

@@ -1,18 +1,13 @@
-import pg from 'pg'
+import type pg from 'pg'
 import type { AuditEvent, AuditInput } from '../../src/audit/index.js'
 import { appendAuditEvent } from '../../src/audit/index.js'
 import { withTransaction } from '../../src/db/transaction.js'
-import { createTestDatabase, type TestContext } from '../helper.js'
+import { createTestDatabase, type TestContext, testPool } from '../helper.js'
 
 /** A pool on a fresh clone of the migrated template, closed at teardown. */
 export async function auditDatabase(t: TestContext, max = 5): Promise<{ pool: pg.Pool; url: string }> {
   const url = await createTestDatabase(t)
-  const pool = new pg.Pool({ connectionString: url, max })
-  // Teardowns run in order: the database is dropped (WITH FORCE) before this pool ends, which
-  // kills its idle connections; without a listener that 'error' would crash the test process.
-  pool.on('error', () => {})
-  t.teardown(() => pool.end())
-  return { pool, url }
+  return { pool: testPool(t, url, { max }), url }
 }
 
 export function sampleInput(overrides: Partial<AuditInput> = {}): AuditInput {

@@ -1,7 +1,6 @@
-import pg from 'pg'
 import t from 'tap'
 import { withRepositoryLock } from '../../src/deletions/repository-lock.js'
-import { authHeaders, build, createTestDatabase } from '../helper.js'
+import { authHeaders, build, createTestDatabase, testPool } from '../helper.js'
 import { deferred } from '../helpers/wait.js'
 
 const viewer = authHeaders({ sub: 'ada', groups: ['team'], roles: ['viewer'] })
@@ -37,8 +36,7 @@ t.test(
   'repository write sessions leave a quarter of the pool (at least two connections) to other work',
   async (t) => {
     const url = await createTestDatabase(t)
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 2000 })
-    t.teardown(() => pool.end())
+    const pool = testPool(t, url, { max: 4, connectionTimeoutMillis: 2000 })
     const gate = deferred<void>()
     let inside = 0
     let mostInside = 0

@@ -1,12 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import pg from 'pg'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { databaseVersion, latestMigrationVersion, migrate } from '../../src/db/migrate.js'
-import { createTestDatabase } from '../helper.js'
+import { createTestDatabase, testPool } from '../helper.js'
 
 t.test('two instances racing on an empty database both become ready; each migration runs once', async (t) => {
   const url = await createTestDatabase(t, { empty: true })
@@ -41,8 +40,7 @@ t.test(
       'CREATE TABLE IF NOT EXISTS runs (n int); INSERT INTO runs VALUES (1); SELECT pg_sleep(0.3);',
     )
     writeFileSync(path.join(dir, '002.do.more.sql'), 'INSERT INTO runs VALUES (2);')
-    const pools = Array.from({ length: 4 }, () => quietPool(url, 2))
-    t.teardown(() => Promise.all(pools.map((p) => p.end())))
+    const pools = Array.from({ length: 4 }, () => testPool(t, url, { max: 2 }))
 
     const results = await Promise.all(pools.map((pool) => migrate(pool, dir)))
     const { rows } = await pools[0]!.query<{ n: number }>('SELECT n FROM runs ORDER BY n')
@@ -59,20 +57,9 @@ t.test('a failing migration leaves nothing half-applied', async (t) => {
   const url = await createTestDatabase(t, { empty: true })
   const dir = mkdtempSync(path.join(tmpdir(), 'regent-migrations-'))
   writeFileSync(path.join(dir, '001.do.broken.sql'), 'CREATE TABLE half (n int); SELECT no_such_function();')
-  const pool = quietPool(url, 1)
-  t.teardown(() => pool.end())
+  const pool = testPool(t, url, { max: 1 })
   await t.rejects(migrate(pool, dir))
   const { rows } = await pool.query("SELECT to_regclass('half') AS t")
   t.equal(rows[0].t, null, 'the first statement was rolled back with the second')
   t.equal(await databaseVersion(pool), 0)
 })
-
-/**
- * tap runs teardowns first in, first out: the test database (registered first) is dropped WITH
- * (FORCE) before these pools end, which terminates their idle connections. That is expected here.
- */
-function quietPool(url: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max })
-  pool.on('error', () => {})
-  return pool
-}
