@@ -106,8 +106,9 @@ export const errors = {
     403,
   ),
 
-  // The registry protocol client's errors (invalid references, registry faults), declared beside the
-  // classifier that produces them and part of the same catalogue.
+  // Features' errors, each declared beside the code that raises it and part of the same catalogue:
+  // the database's (busy, unreachable), then the registry protocol client's (invalid references,
+  // registry faults), and so on.
   ...dbErrors,
   ...ociErrors,
   ...jobErrors,

@@ -223,7 +223,7 @@ function formatError(error: GraphQLError, log: Log): ReturnType<GraphQLError['to
     log.info({ err: original }, 'graphql request refused')
     return [withCode(error, 'REGENT_BAD_GRAPHQL')]
   }
-  const unavailable = isRegentCode(original.code) ? undefined : databaseUnavailable(original)
+  const unavailable = databaseUnavailable(original)
   if (unavailable) {
     log.info({ err: original }, 'graphql request failed: the database is busy or unreachable')
     return [withCode(new GraphQLError(unavailable.message, { path: error.path ?? [] }), unavailable.code)]

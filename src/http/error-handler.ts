@@ -58,7 +58,7 @@ function handleError(this: FastifyInstance, err: FastifyError, request: FastifyR
       .send(errorBody(request, code, err.message, (err as { details?: unknown }).details))
   }
 
-  const unavailable = isRegentCode(err.code) ? undefined : databaseUnavailable(err)
+  const unavailable = databaseUnavailable(err)
   if (unavailable) {
     request.log.warn({ err }, 'request failed: the database is busy or unreachable')
     return reply
