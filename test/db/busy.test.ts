@@ -1,7 +1,7 @@
 import t from 'tap'
 import { withRepositoryLock } from '../../src/deletions/repository-lock.js'
 import { authHeaders, build, createTestDatabase, testPool } from '../helper.js'
-import { deferred } from '../helpers/wait.js'
+import { deferred, waitFor } from '../helpers/wait.js'
 
 const viewer = authHeaders({ sub: 'ada', groups: ['team'], roles: ['viewer'] })
 
@@ -49,7 +49,8 @@ t.test(
         inside--
       }),
     )
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    // Until the first writers are in, however slow the machine; with the bound broken more get in.
+    await waitFor(() => inside >= 2, 10_000, 'the first sessions to start')
     t.equal(inside, 2, 'two sessions run (four connections, two kept free); the other four wait their turn')
     const others = await Promise.all([pool.query('SELECT 1 AS one'), pool.query('SELECT 1 AS one')])
     t.same(
