@@ -219,20 +219,23 @@ async function bench(
 
   // (b) The registry's own limit: HEAD + DELETE over keep-alive, CONCURRENCY in flight.
   const direct = new Pool(registry.url, { connections: CONCURRENCY })
-  const headAndDelete = async ({ repository, tags }: PushedImage) => {
-    const head = await direct.request({
-      method: 'HEAD',
-      path: `/v2/${repository}/manifests/${tags[0]}`,
-      headers: { accept: MANIFEST_ACCEPT },
+  const call = async (method: 'GET' | 'HEAD' | 'DELETE', url: string) => {
+    const res = await direct.request({
+      method,
+      path: url,
+      headers: method === 'DELETE' ? {} : { accept: MANIFEST_ACCEPT },
       reset: false,
     })
-    await head.body.dump()
-    const del = await direct.request({
-      method: 'DELETE',
-      path: `/v2/${repository}/manifests/${head.headers['docker-content-digest']}`,
-    })
-    await del.body.dump()
-    if (del.statusCode !== 202) throw new Error(`DELETE answered ${del.statusCode}`)
+    await res.body.dump()
+    return res
+  }
+  const deleteDigest = async (repository: string, digest: unknown) => {
+    const res = await call('DELETE', `/v2/${repository}/manifests/${digest}`)
+    if (res.statusCode !== 202) throw new Error(`DELETE answered ${res.statusCode}`)
+  }
+  const headAndDelete = async ({ repository, tags }: PushedImage) => {
+    const head = await call('HEAD', `/v2/${repository}/manifests/${tags[0]}`)
+    await deleteDigest(repository, head.headers['docker-content-digest'])
   }
   const raw = await phase(() => mapLimit(doomed, CONCURRENCY, headAndDelete))
   if ((await remaining()) !== 0) throw new Error('the direct run left tags behind')
@@ -256,16 +259,6 @@ async function bench(
   // does when a repository's items fit in one wave (the wide shape); with more (the large shape,
   // up to four waves per repository) Regent makes more calls than this line.
   const allByRepository = groupBy(images, (image) => image.repository)
-  const call = async (method: 'GET' | 'HEAD' | 'DELETE', url: string) => {
-    const res = await direct.request({
-      method,
-      path: url,
-      headers: { accept: MANIFEST_ACCEPT },
-      reset: false,
-    })
-    await res.body.dump()
-    return res
-  }
   const lookAtRepository = async (repository: string, get: Set<PushedImage>) => {
     await call('GET', `/v2/${repository}/tags/list`)
     const digests = new Map<PushedImage, string>()
@@ -282,10 +275,7 @@ async function bench(
     )
     await mapLimit([...byRepository], CONCURRENCY, async ([repository, images]) => {
       const digests = await lookAtRepository(repository, new Set())
-      for (const image of images) {
-        const res = await call('DELETE', `/v2/${repository}/manifests/${digests.get(image)}`)
-        if (res.statusCode !== 202) throw new Error(`DELETE answered ${res.statusCode}`)
-      }
+      for (const image of images) await deleteDigest(repository, digests.get(image))
     })
   })
   if ((await remaining()) !== 0) throw new Error('the safe-protocol run left tags behind')

@@ -1,5 +1,5 @@
 import diagnostics from 'node:diagnostics_channel'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -9,6 +9,7 @@ import { startEmbeddedPostgres } from '../src/db/embedded.js'
 import { migrate } from '../src/db/migrate.js'
 import { MANIFEST_ACCEPT } from '../src/oci/index.js'
 import { mapLimit } from '../src/registries/map-limit.js'
+import { procStatFields } from '../test/helpers/child.js'
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js'
 
 /**
@@ -158,15 +159,6 @@ export function countRegistryCalls(registry: { url: string }) {
   return calls
 }
 
-/** Linux's /proc/<pid>/stat fields after the command name (which may hold spaces). */
-function statFields(pid: number): string[] | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  } catch {
-    return undefined // exited meanwhile
-  }
-}
-
 /** Clock ticks of /proc (USER_HZ, 100 on Linux) in milliseconds. */
 const TICK_MS = 10
 
@@ -182,7 +174,7 @@ function cpuMsOf(fields: string[], reapedChildren = false): number {
 
 /** CPU time (user + system) `pid` has used so far, in ms; 0 once it is gone. */
 export function processCpuMs(pid: number): number {
-  const fields = statFields(pid)
+  const fields = procStatFields(pid)
   return fields ? cpuMsOf(fields) : 0
 }
 
@@ -191,12 +183,12 @@ export function processCpuMs(pid: number): number {
  * come and go with the connections.
  */
 function processTreeCpuMs(pid: number): number {
-  const own = statFields(pid)
+  const own = procStatFields(pid)
   if (!own) return 0
   let total = cpuMsOf(own, true)
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    const fields = statFields(Number(entry))
+    const fields = procStatFields(Number(entry))
     // ppid is field 4.
     if (fields && Number(fields[1]) === pid) total += cpuMsOf(fields)
   }

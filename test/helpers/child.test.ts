@@ -1,14 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs'
 import t from 'tap'
-import { compiledFixture, runNode } from './child.js'
+import { compiledFixture, procStatFields, runNode } from './child.js'
 import { waitFor } from './wait.js'
 
 /** Whether a process is still there (a zombie waiting to be reaped counts as gone). */
 function alive(pid: number): boolean {
-  const stat = `/proc/${pid}/stat`
-  if (!existsSync(stat)) return false
-  const state = readFileSync(stat, 'utf8').split(') ')[1]?.[0]
-  return state !== 'Z' && state !== 'X'
+  const state = procStatFields(pid)?.[0]
+  return state !== undefined && state !== 'Z' && state !== 'X'
 }
 
 t.test('a process spawned tied to its parent ends when the parent is killed outright', async (t) => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -8,6 +8,18 @@ export interface RunningChild {
   child: ChildProcess
   output: () => string
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/**
+ * Linux's /proc/<pid>/stat fields after the command name (which may hold spaces), so index 0 is the
+ * state (field 3 in man 5 proc); undefined once the process is gone.
+ */
+export function procStatFields(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  } catch {
+    return undefined
+  }
 }
 
 const SETPRIV = '/usr/bin/setpriv'
