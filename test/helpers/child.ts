@@ -2,6 +2,7 @@ import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { within } from './wait.js'
 
 /** A Node program run as a child process, its stdout and stderr collected together. */
 export interface RunningChild {
@@ -34,6 +35,26 @@ const SETPRIV = '/usr/bin/setpriv'
 export function spawnTiedToParent(command: string, args: string[], options: SpawnOptions): ChildProcess {
   if (process.platform !== 'linux' || !existsSync(SETPRIV)) return spawn(command, args, options)
   return spawn(SETPRIV, ['--pdeathsig', 'SIGTERM', '--', command, ...args], options)
+}
+
+/**
+ * Stops a child: SIGTERM, so it can stop what it started in turn (a server's embedded postmaster),
+ * then SIGKILL if it has not exited within `graceMs`. Resolves once it is gone.
+ */
+export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  // within(): a plain sleep would hold the test process open for the whole grace after the exit.
+  if (
+    !(await within(
+      exited.then(() => true),
+      graceMs,
+    ))
+  ) {
+    child.kill('SIGKILL')
+    await exited
+  }
 }
 
 export function runNode(

@@ -10,8 +10,7 @@ import bcrypt from 'bcryptjs'
 import { request } from 'undici'
 import type { RegistryConfig } from '../../src/registries/config-schema.js'
 import { selfSignedCertificate } from './certificates.js'
-import { spawnTiedToParent } from './child.js'
-import { within } from './wait.js'
+import { spawnTiedToParent, stopChild } from './child.js'
 
 /**
  * Real `docker-registry` processes (Debian package, distribution 2.8.x, `docker-registry serve
@@ -290,21 +289,6 @@ async function waitUntilAnswering(url: string, child: ChildProcess, timeoutMs = 
     }
   }
   throw new Error(`no answer at ${url} within ${timeoutMs} ms`)
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  // within(): a plain sleep would hold the test process open for its full 5 s after the exit.
-  const killed = await within(
-    exited.then(() => true),
-    5000,
-  )
-  if (!killed) {
-    child.kill('SIGKILL')
-    await exited
-  }
 }
 
 export async function freePort(): Promise<number> {

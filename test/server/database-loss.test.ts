@@ -7,6 +7,7 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { RegistryClient } from '../../src/oci/index.js'
 import { createTestDatabase, TEST_JWT_SECRET } from '../helper.js'
+import { stopChild } from '../helpers/child.js'
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js'
 import { pushImage } from '../helpers/fixtures.js'
 import { registryConfig, withRegistry } from '../helpers/registry.js'
@@ -15,7 +16,6 @@ import {
   startServer as startProcess,
   waitReady as waitUntilReady,
 } from '../helpers/server-process.js'
-import { within } from '../helpers/wait.js'
 
 /**
  * Losing the database fails operations, never the process: the real process (`node dist/server.js`)
@@ -26,11 +26,7 @@ async function startServer(t: Test, env: Record<string, string>): Promise<Runnin
   const server = await startProcess(env)
   // SIGTERM first: the process then stops its embedded postmaster, which a SIGKILL would leave
   // running after the test (and its shared memory behind).
-  t.teardown(async () => {
-    if (server.child.exitCode !== null) return
-    server.child.kill('SIGTERM')
-    if (!(await within(server.exited, 10_000))) server.child.kill('SIGKILL')
-  })
+  t.teardown(() => stopChild(server.child, 10_000))
   return server
 }
 
